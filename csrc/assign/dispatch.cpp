@@ -1,0 +1,76 @@
+// Method names, the choice `auto` makes, and the one entry point every caller uses.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "assign/assign.hpp"
+
+namespace cvae {
+
+Method parse_method(const std::string& name) {
+  if (name == "auto") return Method::Auto;
+  if (name == "ssp") return Method::SSP;
+  if (name == "warm") return Method::Warm;
+  if (name == "lemon") return Method::Lemon;
+  throw std::invalid_argument("method = '" + name + "' is not one of 'auto', 'ssp', 'warm', 'lemon'");
+}
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Auto: return "auto";
+    case Method::SSP: return "ssp";
+    case Method::Warm: return "warm";
+    case Method::Lemon: return "lemon";
+  }
+  return "?";
+}
+
+template <typename T>
+Method choose_method(const Scores<T>& u, double lam) {
+  // Plain SSP inserts items one at a time; when the penalty is weak most insertions stop
+  // after one Dijkstra step, so it is O(nS). A strong penalty makes almost every insertion
+  // reshuffle the classes, and then pricing a warm start on subsamples and repairing it
+  // wins. "Strong" compares the price of a full class, mu * n / S, with how far apart an
+  // item's best and second-best scores typically are (median over a few rows).
+  if (u.S <= 2 || u.n < 4 * u.S || u.n < 256) return Method::SSP;
+  double mu = 2.0 * lam;
+  int64_t rows = std::min<int64_t>(u.n, 64);
+  std::vector<double> gaps;
+  gaps.reserve(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t i = r * (u.n / rows);
+    const T* row = u.row(i);
+    double best = -kInf, second = -kInf;
+    for (int64_t k = 0; k < u.S; ++k) {
+      double v = static_cast<double>(row[k]);
+      if (v > best) { second = best; best = v; } else if (v > second) second = v;
+    }
+    gaps.push_back(best - second);
+  }
+  std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+  double typical_gap = gaps[gaps.size() / 2];
+  double class_price = mu * static_cast<double>(u.n) / static_cast<double>(u.S);
+  return class_price > 0.25 * typical_gap * static_cast<double>(u.S) ? Method::Warm : Method::SSP;
+}
+
+template <typename T>
+void solve(const Scores<T>& u, double lam, Method method, Output out) {
+  if (u.n == 0) {
+    if (out.prices) std::fill(out.prices, out.prices + u.S, 0.0);
+    return;
+  }
+  double mu = 2.0 * lam;
+  if (method == Method::Auto) method = choose_method(u, lam);
+  switch (method) {
+    case Method::Lemon: solve_lemon(u, mu, out); return;
+    case Method::Warm: solve_warm(u, mu, out); return;
+    default: solve_ssp(u, mu, out); return;
+  }
+}
+
+template Method choose_method<float>(const Scores<float>&, double);
+template Method choose_method<double>(const Scores<double>&, double);
+template void solve<float>(const Scores<float>&, double, Method, Output);
+template void solve<double>(const Scores<double>&, double, Method, Output);
+
+}  // namespace cvae

@@ -1,0 +1,104 @@
+// Argument conversion shared by the bindings: numpy arrays and CPU torch tensors become
+// numpy views (no copy where the layout allows), and anything else is refused with a
+// message that names the argument and the offending value.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cvae::bind {
+namespace py = pybind11;
+
+enum class DType { Float32, Float64, Other };
+
+inline std::string type_name(py::handle obj) {
+  return py::str(py::type::handle_of(obj).attr("__qualname__")).cast<std::string>();
+}
+
+inline bool is_torch_tensor(py::handle obj) {
+  py::handle type = py::type::handle_of(obj);
+  if (!py::hasattr(type, "__module__")) return false;
+  std::string mod = py::str(type.attr("__module__")).cast<std::string>();
+  return mod.rfind("torch", 0) == 0 && py::hasattr(obj, "device") && py::hasattr(obj, "dtype");
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (d) s += ", ";
+    s += std::to_string(a.shape(d));
+  }
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+// numpy view of `obj`; raises TypeError for anything that is not an array or CPU tensor.
+inline py::array as_array(py::handle obj, const char* name) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  if (is_torch_tensor(obj)) {
+    std::string device = py::str(obj.attr("device").attr("type")).cast<std::string>();
+    if (device != "cpu")
+      throw py::type_error(std::string(name) + " is a torch tensor on device '" +
+                           py::str(obj.attr("device")).cast<std::string>() +
+                           "', but this function runs on the CPU: pass " + name + ".cpu()");
+    std::string dtype = py::str(obj.attr("dtype")).cast<std::string>();
+    if (dtype != "torch.float32" && dtype != "torch.float64")
+      throw py::type_error(std::string(name) + " has dtype " + dtype +
+                           "; expected torch.float32 or torch.float64");
+    // detach(): a tensor that requires grad refuses .numpy(); the view shares memory.
+    return obj.attr("detach")().attr("numpy")().cast<py::array>();
+  }
+  throw py::type_error(std::string(name) + " must be a numpy array or a CPU torch tensor, got " +
+                       type_name(obj));
+}
+
+inline DType dtype_of(const py::array& a) {
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::Float32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::Float64;
+  return DType::Other;
+}
+
+inline DType require_float(const py::array& a, const char* name) {
+  DType d = dtype_of(a);
+  if (d == DType::Other)
+    throw py::type_error(std::string(name) + " has dtype " + py::str(a.dtype()).cast<std::string>() +
+                         "; expected float32 or float64");
+  return d;
+}
+
+// Same array with a unit stride on the last axis (copying only when it is not).
+inline py::array with_unit_last_stride(const py::array& a) {
+  if (a.ndim() == 0) return a;
+  py::ssize_t last = a.ndim() - 1;
+  bool ok = a.shape(last) <= 1 || a.strides(last) == a.itemsize();
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) ok = ok && (a.strides(d) % a.itemsize() == 0);
+  if (ok) return a;
+  static py::object ascontiguous = py::module_::import("numpy").attr("ascontiguousarray");
+  return ascontiguous(a).cast<py::array>();
+}
+
+// Stride of axis d in elements (arrays handed here always have element-aligned strides).
+inline int64_t elem_stride(const py::array& a, py::ssize_t d) {
+  return static_cast<int64_t>(a.strides(d) / a.itemsize());
+}
+
+// A finite, non-negative real number (Python float/int, numpy scalar, 0-d tensor).
+inline double as_nonnegative_real(py::handle obj, const char* name) {
+  if (py::isinstance<py::bool_>(obj) || PyComplex_Check(obj.ptr()) || py::isinstance<py::str>(obj))
+    throw py::type_error(std::string(name) + " must be a real number, got " + type_name(obj));
+  double v = PyFloat_AsDouble(obj.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + " must be a real number, got " + type_name(obj));
+  }
+  if (std::isnan(v)) throw py::value_error(std::string(name) + " is NaN; it must be a finite number >= 0");
+  if (v < 0) throw py::value_error(std::string(name) + " = " + py::repr(obj).cast<std::string>() + " is negative; it must be >= 0");
+  if (std::isinf(v)) throw py::value_error(std::string(name) + " is infinite; it must be a finite number >= 0");
+  return v;
+}
+
+}  // namespace cvae::bind
