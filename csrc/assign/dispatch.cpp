@@ -27,12 +27,13 @@ const char* method_name(Method m) {
 
 template <typename T>
 Method choose_method(const Scores<T>& u, double lam) {
-  // Plain SSP inserts items one at a time; when the penalty is weak most insertions stop
-  // after one Dijkstra step, so it is O(nS). A strong penalty makes almost every insertion
-  // reshuffle the classes, and then pricing a warm start on subsamples and repairing it
-  // wins. "Strong" compares the price of a full class, mu * n / S, with how far apart an
-  // item's best and second-best scores typically are (median over a few rows).
-  if (u.S <= 2 || u.n < 4 * u.S || u.n < 256) return Method::SSP;
+  // Plain SSP inserts items one at a time; when the penalty is weak almost every insertion
+  // is "item -> its best class -> sink", recognised in O(S), so the whole solve is O(nS).
+  // A strong penalty makes most insertions reshuffle the classes, and then pricing the
+  // classes first and repairing (method "warm") wins, at every size (64 x 10: 3x; 65536 x
+  // 100: 25x). "Strong" compares the price of an average class, mu * n / S, with how far
+  // apart an item's best and second-best scores typically are (median over <= 64 rows).
+  if (u.S <= 2) return Method::SSP;
   double mu = 2.0 * lam;
   int64_t rows = std::min<int64_t>(u.n, 64);
   std::vector<double> gaps;

@@ -63,11 +63,15 @@ ScoresView scores_view(py::handle u_obj, bool allow_batch) {
   } else {
     v.stride_i = elem_stride(a, 0);
   }
-  {
-    py::gil_scoped_release release;
-    if (dt == DType::Float32) require_finite<float>(v); else require_finite<double>(v);
-  }
   return v;
+}
+
+// Large inputs are checked and solved without the GIL; tiny ones keep it, since releasing
+// and re-taking it costs about as much as solving a 64 x 3 problem.
+bool worth_releasing_gil(const ScoresView& v) { return v.G * v.n * v.S >= 16384; }
+
+void check_finite(const ScoresView& v) {
+  if (v.dtype == DType::Float32) require_finite<float>(v); else require_finite<double>(v);
 }
 
 // Labels as a contiguous int64 array of length n, every value in [0, S).
@@ -121,15 +125,24 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
   std::vector<py::ssize_t> lshape = v.batched ? std::vector<py::ssize_t>{v.G, v.n} : std::vector<py::ssize_t>{v.n};
   std::vector<py::ssize_t> pshape = v.batched ? std::vector<py::ssize_t>{v.G, v.S} : std::vector<py::ssize_t>{v.S};
   py::array_t<int64_t> labels(lshape);
-  py::array_t<double> prices(return_prices ? pshape : std::vector<py::ssize_t>{0});
+  py::array_t<double> prices;
+  if (return_prices) prices = py::array_t<double>(pshape);
   int64_t* lp = labels.mutable_data();
   double* pp = return_prices ? prices.mutable_data() : nullptr;
-  if (v.n > 0) {
-    py::gil_scoped_release release;
+  auto run = [&]() {
+    check_finite(v);
+    if (v.n == 0) {
+      if (pp) std::fill(pp, pp + v.G * v.S, 0.0);  // no items: every class empty, price 0 certifies
+      return;
+    }
     if (v.dtype == DType::Float32) solve_all<float>(v, lam, m, lp, pp, num_threads);
     else solve_all<double>(v, lam, m, lp, pp, num_threads);
-  } else if (pp) {
-    std::fill(pp, pp + v.G * v.S, 0.0);  // no items: every class is empty, price 0 certifies
+  };
+  if (worth_releasing_gil(v)) {
+    py::gil_scoped_release release;
+    run();
+  } else {
+    run();
   }
   if (return_prices) return py::make_tuple(labels, prices);
   return std::move(labels);
@@ -138,6 +151,10 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
 template <typename Fn>
 auto with_problem(py::handle u_obj, Fn&& fn) {
   ScoresView v = scores_view(u_obj, false);
+  {
+    py::gil_scoped_release release;
+    check_finite(v);
+  }
   if (v.dtype == DType::Float32) return fn(v, v.problem<float>(0));
   return fn(v, v.problem<double>(0));
 }

@@ -57,8 +57,16 @@ inline py::array as_array(py::handle obj, const char* name) {
 }
 
 inline DType dtype_of(const py::array& a) {
-  if (a.dtype().equal(py::dtype::of<float>())) return DType::Float32;
-  if (a.dtype().equal(py::dtype::of<double>())) return DType::Float64;
+  // Type numbers, not dtype objects: this runs on every microsecond-sized call.
+  const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  constexpr char native = '>';
+#else
+  constexpr char native = '<';
+#endif
+  if (descr->byteorder != '=' && descr->byteorder != '|' && descr->byteorder != native) return DType::Other;
+  if (descr->type_num == py::detail::npy_api::NPY_FLOAT_) return DType::Float32;
+  if (descr->type_num == py::detail::npy_api::NPY_DOUBLE_) return DType::Float64;
   return DType::Other;
 }
 
@@ -77,7 +85,8 @@ inline py::array with_unit_last_stride(const py::array& a) {
   bool ok = a.shape(last) <= 1 || a.strides(last) == a.itemsize();
   for (py::ssize_t d = 0; d < a.ndim(); ++d) ok = ok && (a.strides(d) % a.itemsize() == 0);
   if (ok) return a;
-  static py::object ascontiguous = py::module_::import("numpy").attr("ascontiguousarray");
+  // Leaked on purpose: a static py::object would be destroyed after the interpreter.
+  static py::handle ascontiguous = py::object(py::module_::import("numpy").attr("ascontiguousarray")).release();
   return ascontiguous(a).cast<py::array>();
 }
 

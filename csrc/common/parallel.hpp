@@ -12,9 +12,13 @@
 
 namespace cvae {
 
+// Cached: hardware_concurrency() is a system call, too slow for microsecond-sized solves.
 inline int default_num_threads() {
-  unsigned h = std::thread::hardware_concurrency();
-  return h == 0 ? 1 : static_cast<int>(h);
+  static const int cores = [] {
+    unsigned h = std::thread::hardware_concurrency();
+    return h == 0 ? 1 : static_cast<int>(h);
+  }();
+  return cores;
 }
 
 // Runs fn(i) for i in [0, n) on up to `num_threads` threads (0 = all cores); the calling
@@ -23,6 +27,10 @@ inline int default_num_threads() {
 template <typename Fn>
 void parallel_for(int64_t n, int num_threads, Fn&& fn) {
   if (n <= 0) return;
+  if (n == 1) {
+    fn(0);
+    return;
+  }
   int t = num_threads > 0 ? num_threads : default_num_threads();
   t = static_cast<int>(std::min<int64_t>(t, n));
   if (t <= 1) {
