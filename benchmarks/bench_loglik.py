@@ -1,7 +1,8 @@
 """Benchmark: fused cascadevae_ext.bernoulli_loglik vs torch eager binary_cross_entropy_with_logits.
 
 For each shape (B, S, P) and thread count t, times (median of --repeat runs after
---warmup runs, the two methods interleaved so that machine noise hits both alike)
+--warmup runs; by default in blocks, fused then torch, twice, so that noise on a shared
+machine hits both; --interleave alternates call by call)
 
     fused:  torch.from_numpy(cascadevae_ext.bernoulli_loglik(logits, x, num_threads=t))
     torch:  -F.binary_cross_entropy_with_logits(logits, x[:, None, :].expand_as(logits),
@@ -11,6 +12,10 @@ For each shape (B, S, P) and thread count t, times (median of --repeat runs afte
 on CPU torch tensors (logits ~ 3 N(0, 1), x Bernoulli(0.5) or uniform), and reports the
 speedup torch / fused, the max abs / rel difference between the two, and each one's max
 relative error against a float64 reference. Prints a Markdown table and writes JSON.
+
+With --interleave and t > 1, each fused call starts right after a torch op, while
+torch's OpenMP workers may still be spin-waiting on the other cores; the fused kernel's
+own threads then compete with them (OMP_WAIT_POLICY=PASSIVE avoids that).
 
     PYTHONPATH=/tmp/build-loglik python benchmarks/bench_loglik.py --threads 1 2
 """
@@ -92,7 +97,16 @@ def max_rel(a, ref):
     return float(((a - ref).abs() / ref.abs().clamp_min(1e-30)).max()) if ref.numel() else 0.0
 
 
-def bench_case(shape, threads, repeat, warmup, x_kind, seed):
+def timed(fn, n):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_case(shape, threads, repeat, warmup, x_kind, seed, interleave):
     B, S, P = shape
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(B, S, P, generator=g) * 3.0
@@ -104,14 +118,19 @@ def bench_case(shape, threads, repeat, warmup, x_kind, seed):
             fused_loglik(logits, x, threads)
             torch_loglik(logits, x)
         t_fused, t_torch = [], []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fused_loglik(logits, x, threads)
-            t1 = time.perf_counter()
-            torch_loglik(logits, x)
-            t2 = time.perf_counter()
-            t_fused.append(t1 - t0)
-            t_torch.append(t2 - t1)
+        if interleave:
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fused_loglik(logits, x, threads)
+                t1 = time.perf_counter()
+                torch_loglik(logits, x)
+                t2 = time.perf_counter()
+                t_fused.append(t1 - t0)
+                t_torch.append(t2 - t1)
+        else:
+            for half in (repeat - repeat // 2, repeat // 2):
+                t_fused += timed(lambda: fused_loglik(logits, x, threads), half)
+                t_torch += timed(lambda: torch_loglik(logits, x), half)
         out_fused = fused_loglik(logits, x, threads)
         out_torch = torch_loglik(logits, x)
         ref = reference64(logits, x)
@@ -122,6 +141,7 @@ def bench_case(shape, threads, repeat, warmup, x_kind, seed):
         "shape": [B, S, P],
         "threads": threads,
         "x_kind": x_kind,
+        "interleave": interleave,
         "repeat": repeat,
         "warmup": warmup,
         "fused_median_s": med_f,
@@ -163,6 +183,9 @@ def main(argv=None):
     p.add_argument("--shapes", type=parse_shape, nargs="+", default=[parse_shape(s) for s in DEFAULT_SHAPES],
                    help="shapes BxSxP; default: " + " ".join(DEFAULT_SHAPES))
     p.add_argument("--x-kind", choices=["binary", "fractional"], default="binary", help="targets; default binary")
+    p.add_argument("--interleave", action="store_true",
+                   help="alternate fused and torch call by call (each fused call then starts while torch's "
+                        "OpenMP workers may still spin); default: blocks of calls, fused then torch, twice")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"output JSON; default {DEFAULT_JSON}")
     args = p.parse_args(argv)
@@ -170,17 +193,21 @@ def main(argv=None):
     if any(t < 1 for t in threads) or args.repeat < 1 or args.warmup < 0:
         p.error("--threads and --repeat must be >= 1, --warmup >= 0")
 
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     results = []
     for t in threads:
         for shape in args.shapes:
-            r = bench_case(shape, t, args.repeat, args.warmup, args.x_kind, args.seed)
+            r = bench_case(shape, t, args.repeat, args.warmup, args.x_kind, args.seed, args.interleave)
             results.append(r)
             print(f"  {tuple(shape)} threads={t}: fused {r['fused_median_s'] * 1e3:.3f} ms, "
                   f"torch {r['torch_median_s'] * 1e3:.3f} ms, {r['speedup']:.2f}x", file=sys.stderr, flush=True)
 
     info = machine_info()
     print(f"\nCPU: {info['cpu_model']} ({info['logical_cores']} logical cores), torch {info['torch']}, "
-          f"kernel variant {info['loglik_simd']['selected']}, x {args.x_kind}, median of {args.repeat}\n")
+          f"kernel variant {info['loglik_simd']['selected']}, x {args.x_kind}, median of {args.repeat}"
+          + (" interleaved calls" if args.interleave else "")
+          + (f", 1-min load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after" if load_before else "")
+          + "\n")
     print(markdown(results))
 
     payload = {
@@ -189,6 +216,8 @@ def main(argv=None):
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": info,
         "threads": threads,
+        "loadavg_before": load_before,  # other processes on the machine skew the timings
+        "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "results": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

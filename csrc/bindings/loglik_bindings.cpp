@@ -90,7 +90,10 @@ logits: (B, S, P) float32 -- decoder logits of image b under code k, pixels flat
 x: (B, P) float32 targets (float64 is accepted and rounded to float32 first). Values in
    [0, 1] (binary or fractional) are the intended use; any real x is computed by the same
    formula, without checks.
-num_threads: threads over the B*S rows (0: all cores). The result does not depend on it.
+num_threads: threads over the B*S rows (0: all cores; at most one per 131072 pixels). The
+   result does not depend on it. Threads are started per call: right after a parallel
+   torch op, torch's OpenMP workers may still spin on the other cores and slow these
+   threads down (OMP_WAIT_POLICY=PASSIVE avoids it).
 Both arrays may be numpy arrays or CPU torch tensors (requires_grad is fine: the data are
 read without autograd), with any strides (transposed, sliced, broadcast), read in place;
 a non-unit pixel stride is gathered one row at a time, which is slower than unit stride.
