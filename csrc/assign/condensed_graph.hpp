@@ -39,7 +39,7 @@ class CondensedGraph {
         count_(ws_.count), flow_(ws_.flow), head_(ws_.head), next_(ws_.next), prev_(ws_.prev),
         move_(ws_.move), mover_(ws_.mover), pot_(ws_.pot), dist_(ws_.dist), pred_(ws_.pred),
         open_(ws_.open), refill_(ws_.refill), path_(ws_.path), movers_(ws_.movers),
-        cand_(ws_.cand), len_(ws_.len), complete_(ws_.complete), accept_(ws_.accept), arc_cost_(ws_.arc_cost) {
+        cand_(ws_.cand), len_(ws_.len), complete_(ws_.complete), accept_(ws_.accept), arc_cost_(ws_.arc_cost), built_(ws_.built), built_in_row_(ws_.built_in_row), scratch_(ws_.scratch) {
     // assign() reuses capacity: repeated small solves on one thread never touch malloc.
     count_.assign(S_, 0);
     flow_.assign(S_, 0);
@@ -58,6 +58,13 @@ class CondensedGraph {
     complete_.assign(S_ * S_, 1);  // empty classes: the (empty) lists hold every member
     accept_.assign(S_ * S_, kInf);
     arc_cost_.assign(S_ + 1, kInf);
+    // Large classes (n/S >= 128): build every list up front, as items arrive; a first
+    // rebuild of a list would rescan a class of hundreds (A 65536 x 100: 2x slower lazily).
+    // Small classes: build a list only when its pair first needs its next mover.
+    const bool eager = u.n >= 128 * S_;
+    built_.assign(S_ * S_, eager ? 1 : 0);
+    built_in_row_.assign(S_, eager ? S_ : 0);
+    scratch_.assign(S_, 0.0);
   }
   // Up to 32 entries, fewer when S^2 lists would leave the cache or classes are tiny
   // (a list longer than its class only costs insertion-sort shifts).
@@ -95,9 +102,14 @@ class CondensedGraph {
     const T* row = u_.row(j);
     double ck = -static_cast<double>(row[k]);
     int64_t nrefill = 0;
+    const int64_t* a = &mover_[k * S_];
     for (int64_t l = 0; l < S_; ++l) {
       if (l == k) continue;
       int64_t q = k * S_ + l;
+      if (!built_[q]) {
+        if (a[l] == j) refill_[nrefill++] = l;  // first time this pair needs its next mover
+        continue;
+      }
       int32_t& len = len_[q];
       if (len == 0) continue;
       Cand* c = &cand_[q * K_];
@@ -113,31 +125,25 @@ class CondensedGraph {
         }
       if (len == 0 && !complete_[q]) refill_[nrefill++] = l;
     }
-    if (nrefill > 0) {
+    if (nrefill == 0) return;
+    // (Re)build the lists that need it from the class's members, in one pass over them.
+    for (int64_t r = 0; r < nrefill; ++r) {
+      int64_t q = k * S_ + refill_[r];
+      if (!built_[q]) { built_[q] = 1; ++built_in_row_[k]; }
+      len_[q] = 0;
+      complete_[q] = 1;
+      update_accept(q);
+    }
+    for (int64_t r = head_[k]; r >= 0; r = next_[r]) {
+      const T* rr = u_.row(r);
+      double rk = -static_cast<double>(rr[k]);
       for (int64_t q = 0; q < nrefill; ++q) {
-        complete_[k * S_ + refill_[q]] = 1;
-        update_accept(k * S_ + refill_[q]);
-      }
-      for (int64_t r = head_[k]; r >= 0; r = next_[r]) {
-        const T* rr = u_.row(r);
-        double rk = -static_cast<double>(rr[k]);
-        for (int64_t q = 0; q < nrefill; ++q) {
-          int64_t l = refill_[q];
-          double v = -static_cast<double>(rr[l]) - rk;
-          if (v < accept_[k * S_ + l]) insert(k * S_ + l, v, r);
-        }
+        int64_t l = refill_[q];
+        double v = -static_cast<double>(rr[l]) - rk;
+        if (v < accept_[k * S_ + l]) insert(k * S_ + l, v, r);
       }
     }
-  }
-
-  // Bulk insertion: add() without refreshing M; call refresh_moves() after the last one.
-  // (Lets a caller stream through u once, placing each row while it is in cache.)
-  void add_deferred(int64_t j, int64_t k) {
-    place(j, k);
-    offer(j, k);
-  }
-  void refresh_moves() {
-    for (int64_t k = 0; k < S_; ++k) refresh_row(k);
+    for (int64_t r = 0; r < nrefill; ++r) set_front(k * S_ + refill_[r]);
   }
 
   // Puts item j in class k's member list only.
@@ -157,7 +163,8 @@ class CondensedGraph {
   void insert_item(int64_t i) {
     const T* row = u_.row(i);
     double* d = dist_.data();
-    kernels::entry_costs(row, pot_.data(), d, S_);
+    if (S_ >= kVectorMin) kernels::entry_costs(row, pot_.data(), d, S_);
+    else for (int64_t k = 0; k < S_; ++k) d[k] = -static_cast<double>(row[k]) - pot_[k];
     int64_t k1 = 0;
     double b1 = d[0], b2 = kInf;
     for (int64_t k = 1; k < S_; ++k) {
@@ -167,7 +174,13 @@ class CondensedGraph {
     }
     double reach_sink = b1 + pot_[k1] + mu_ * static_cast<double>(flow_[k1]) - pot_[T_];
     double via_moves = kInf;
-    if (count_[k1] > 0) via_moves = b1 + pot_[k1] + kernels::min_difference(&move_[k1 * S_], pot_.data(), S_);
+    if (count_[k1] > 0) {
+      const double* m = &move_[k1 * S_];
+      double lo = kInf;
+      if (S_ >= kVectorMin) lo = kernels::min_difference(m, pot_.data(), S_);
+      else for (int64_t l = 0; l < S_; ++l) lo = std::min(lo, m[l] - pot_[l]);
+      via_moves = b1 + pot_[k1] + lo;
+    }
     if (b2 >= reach_sink && via_moves >= reach_sink) {
       pot_[k1] += b1 - reach_sink;  // p[v] += min(d_v, L) - L; only k1 has d_v < L
       ++flow_[k1];
@@ -189,7 +202,14 @@ class CondensedGraph {
   int64_t shortest_path(IsTarget&& is_target, bool expand_sink) {
     std::fill(open_.begin(), open_.end(), 1);
     for (;;) {
-      int64_t v = kernels::argmin_open(dist_.data(), open_.data(), S_);
+      int64_t v = -1;
+      if (S_ >= kVectorMin) {
+        v = kernels::argmin_open(dist_.data(), open_.data(), S_);
+      } else {
+        double best = kInf;
+        for (int64_t k = 0; k < S_; ++k)
+          if (open_[k] && dist_[k] < best) { best = dist_[k]; v = k; }
+      }
       // Prefer the sink on ties: the shorter path, and in SSP it ends the search.
       if (open_[T_] && dist_[T_] < kInf && (v < 0 || dist_[T_] <= dist_[v])) v = T_;
       if (v < 0) return -1;
@@ -213,8 +233,15 @@ class CondensedGraph {
         if (d < dist_[T_]) { dist_[T_] = d; pred_[T_] = v; arc_cost_[T_] = c; }
       }
       if (count_[v] == 0) continue;
-      kernels::relax_row(&move_[v * S_], pot_.data(), base, open_.data(), dist_.data(), pred_.data(),
-                         arc_cost_.data(), v, S_);
+      const double* m = &move_[v * S_];
+      if (S_ >= kVectorMin) {
+        kernels::relax_row(m, pot_.data(), base, open_.data(), dist_.data(), pred_.data(), arc_cost_.data(), v, S_);
+      } else {
+        for (int64_t l = 0; l < S_; ++l) {
+          double d = base + m[l] - pot_[l];
+          if (open_[l] && d < dist_[l]) { dist_[l] = d; pred_[l] = v; arc_cost_[l] = m[l]; }
+        }
+      }
     }
   }
 
@@ -277,6 +304,9 @@ class CondensedGraph {
   std::vector<int64_t>& pred() { return pred_; }
 
  private:
+  // Below this many classes the inline scalar loops beat a call into the vector kernels.
+  static constexpr int64_t kVectorMin = 8;
+
   struct Cand {
     double value;  // c_jl - c_jk: cost of moving member j from k to l
     int64_t item;
@@ -288,7 +318,9 @@ class CondensedGraph {
     std::vector<int64_t> count, flow, head, next, prev, mover, pred, refill, path, movers;
     std::vector<double> move, pot, dist;
     std::vector<char> open, complete;
-    std::vector<double> accept, arc_cost;
+    std::vector<double> accept, arc_cost, scratch;
+    std::vector<char> built;
+    std::vector<int64_t> built_in_row;
     std::vector<Cand> cand;
     std::vector<int32_t> len;
   };
@@ -322,26 +354,39 @@ class CondensedGraph {
     accept_[q] = (complete_[q] && len < K_) ? kInf : (len > 0 ? cand_[q * K_ + len - 1].value : -kInf);
   }
 
-  // Offers member j of class k to the lists of row k.
+  // Offers member j of class k to row k: the cheapest moves (a vector min-update over the
+  // whole row), then the candidate lists built so far. A pair's list is built only when its
+  // cheapest mover first leaves (remove): until then M[k][l], A[k][l] alone are exact, and
+  // most pairs of a large problem never need more.
   void offer(int64_t j, int64_t k) {
     const T* row = u_.row(j);
     double ck = -static_cast<double>(row[k]);
+    if (built_in_row_[k] == S_) {  // every list of the row exists, and they keep M, A
+      const double* acc = &accept_[k * S_];
+      for (int64_t l = 0; l < S_; ++l) {
+        double v = -static_cast<double>(row[l]) - ck;
+        if (v < acc[l] && l != k) insert(k * S_ + l, v, j);
+      }
+      return;
+    }
+    double* v = scratch_.data();
+    if (S_ >= kVectorMin) {
+      kernels::offer_row(row, ck, &move_[k * S_], &mover_[k * S_], v, j, S_);
+    } else {
+      double* m = &move_[k * S_];
+      int64_t* a = &mover_[k * S_];
+      for (int64_t l = 0; l < S_; ++l) {
+        v[l] = -static_cast<double>(row[l]) - ck;
+        if (v[l] < m[l]) { m[l] = v[l]; a[l] = j; }
+      }
+    }
+    move_[k * S_ + k] = kInf;  // no move from a class to itself
+    mover_[k * S_ + k] = -1;
+    if (built_in_row_[k] == 0) return;
     const double* acc = &accept_[k * S_];
-    for (int64_t l = 0; l < S_; ++l) {
-      double v = -static_cast<double>(row[l]) - ck;
-      if (v < acc[l] && l != k) insert(k * S_ + l, v, j);
-    }
-  }
-
-  // M[k][*], A[k][*] from the fronts of the lists.
-  void refresh_row(int64_t k) {
-    double* m = &move_[k * S_];
-    int64_t* a = &mover_[k * S_];
-    for (int64_t l = 0; l < S_; ++l) {
-      int64_t q = k * S_ + l;
-      if (l != k && len_[q] > 0) { m[l] = cand_[q * K_].value; a[l] = cand_[q * K_].item; }
-      else { m[l] = kInf; a[l] = -1; }
-    }
+    const char* built = &built_[k * S_];
+    for (int64_t l = 0; l < S_; ++l)
+      if (built[l] && v[l] < acc[l] && l != k) insert(k * S_ + l, v[l], j);
   }
 
   void unlink(int64_t j, int64_t k) {
@@ -375,6 +420,9 @@ class CondensedGraph {
   std::vector<char>& complete_;  // the list of (k, l) holds every member of k
   std::vector<double>& accept_;  // a mover enters list (k, l) only if cheaper than this
   std::vector<double>& arc_cost_;  // cost of the tree arc into each node, as the search saw it
+  std::vector<char>& built_;          // list (k, l) exists (else M, A alone track the minimum)
+  std::vector<int64_t>& built_in_row_;
+  std::vector<double>& scratch_;      // one row of move costs
 };
 
 }  // namespace cvae

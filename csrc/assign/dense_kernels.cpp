@@ -35,6 +35,15 @@ CVAE_CLONES CVAE_MIN_REDUCTION double min_value(const double* __restrict x, int6
   return best;
 }
 
+CVAE_CLONES void price_minus(const float* __restrict u, const double* __restrict price, double* __restrict out,
+                             int64_t S) {
+  for (int64_t l = 0; l < S; ++l) out[l] = price[l] - static_cast<double>(u[l]);
+}
+CVAE_CLONES void price_minus(const double* __restrict u, const double* __restrict price, double* __restrict out,
+                             int64_t S) {
+  for (int64_t l = 0; l < S; ++l) out[l] = price[l] - u[l];
+}
+
 template <typename T>
 int64_t cheapest_class_impl(const T* u, const double* price, double* scratch, int64_t S) {
   if (S < 16) {  // too short for the vector passes to pay
@@ -46,7 +55,7 @@ int64_t cheapest_class_impl(const T* u, const double* price, double* scratch, in
     }
     return best;
   }
-  for (int64_t l = 0; l < S; ++l) scratch[l] = price[l] - static_cast<double>(u[l]);
+  price_minus(u, price, scratch, S);
   double best = min_value(scratch, S);
   for (int64_t l = 0; l < S; ++l)
     if (scratch[l] == best) return l;
@@ -91,6 +100,27 @@ CVAE_CLONES void entry_costs(const float* __restrict u, const double* __restrict
 CVAE_CLONES void entry_costs(const double* __restrict u, const double* __restrict pot, double* __restrict out,
                              int64_t S) {
   for (int64_t l = 0; l < S; ++l) out[l] = -u[l] - pot[l];
+}
+
+CVAE_CLONES void offer_row(const float* __restrict u, double ck, double* __restrict m, int64_t* __restrict a,
+                           double* __restrict v, int64_t j, int64_t S) {
+  for (int64_t l = 0; l < S; ++l) {
+    double x = -static_cast<double>(u[l]) - ck;
+    v[l] = x;
+    bool take = x < m[l];
+    m[l] = take ? x : m[l];
+    a[l] = take ? j : a[l];
+  }
+}
+CVAE_CLONES void offer_row(const double* __restrict u, double ck, double* __restrict m, int64_t* __restrict a,
+                           double* __restrict v, int64_t j, int64_t S) {
+  for (int64_t l = 0; l < S; ++l) {
+    double x = -u[l] - ck;
+    v[l] = x;
+    bool take = x < m[l];
+    m[l] = take ? x : m[l];
+    a[l] = take ? j : a[l];
+  }
 }
 
 int64_t cheapest_class(const float* u, const double* price, double* scratch, int64_t S) {

@@ -25,4 +25,9 @@ void entry_costs(const double* u, const double* pot, double* out, int64_t S);
 int64_t cheapest_class(const float* u, const double* price, double* scratch, int64_t S);
 int64_t cheapest_class(const double* u, const double* price, double* scratch, int64_t S);
 
+// Offering member j of class k to row k of the cheapest-move matrix: v[l] = -u[l] - ck
+// (cost of moving j to l), and where v[l] < m[l], m[l] = v[l] and a[l] = j.
+void offer_row(const float* u, double ck, double* m, int64_t* a, double* v, int64_t j, int64_t S);
+void offer_row(const double* u, double ck, double* m, int64_t* a, double* v, int64_t j, int64_t S);
+
 }  // namespace cvae::kernels

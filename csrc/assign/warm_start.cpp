@@ -134,8 +134,7 @@ void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
   }
 
   CondensedGraph<T> g(u, mu, out.labels);
-  for (int64_t i = 0; i < n; ++i) g.add_deferred(i, out.labels[i]);
-  g.refresh_moves();
+  for (int64_t i = 0; i < n; ++i) g.add(i, out.labels[i]);
   const int64_t sink = g.sink();
   std::vector<int64_t> excess(S + 1, 0);
   int64_t sink_flow = 0;
