@@ -222,7 +222,7 @@ class CondensedGraph {
           if (!open_[l] || flow_[l] < 1) continue;
           double c = -mu_ * static_cast<double>(flow_[l] - 1);
           double d = base + c - pot_[l];
-          if (d < dist_[l]) { dist_[l] = d; pred_[l] = T_; arc_cost_[l] = c; }
+          if (d < dist_[l]) { dist_[l] = d; pred_[l] = T_; }
         }
         continue;
       }
@@ -230,16 +230,16 @@ class CondensedGraph {
       if (open_[T_]) {
         double c = mu_ * static_cast<double>(flow_[v]);
         double d = base + c - pot_[T_];
-        if (d < dist_[T_]) { dist_[T_] = d; pred_[T_] = v; arc_cost_[T_] = c; }
+        if (d < dist_[T_]) { dist_[T_] = d; pred_[T_] = v; }
       }
       if (count_[v] == 0) continue;
       const double* m = &move_[v * S_];
       if (S_ >= kVectorMin) {
-        kernels::relax_row(m, pot_.data(), base, open_.data(), dist_.data(), pred_.data(), arc_cost_.data(), v, S_);
+        kernels::relax_row(m, pot_.data(), base, open_.data(), dist_.data(), pred_.data(), v, S_);
       } else {
         for (int64_t l = 0; l < S_; ++l) {
           double d = base + m[l] - pot_[l];
-          if (open_[l] && d < dist_[l]) { dist_[l] = d; pred_[l] = v; arc_cost_[l] = m[l]; }
+          if (open_[l] && d < dist_[l]) { dist_[l] = d; pred_[l] = v; }
         }
       }
     }
@@ -249,16 +249,24 @@ class CondensedGraph {
   // Then the path is still tight (zero reduced cost) under the updated potentials and can
   // be augmented without a new search; arc costs only change when an augmentation
   // touched the class (its cheapest mover, or its sink flow).
+  // (record_tree_arcs() must have run right after the search.)
   bool path_unchanged(int64_t target) const {
-    for (int64_t b = target; pred_[b] >= 0; b = pred_[b]) {
-      int64_t a = pred_[b];
-      double c;
-      if (b == T_) c = mu_ * static_cast<double>(flow_[a]);
-      else if (a == T_) c = flow_[b] >= 1 ? -mu_ * static_cast<double>(flow_[b] - 1) : kInf;
-      else c = move_[a * S_ + b];
-      if (c != arc_cost_[b]) return false;
-    }
+    for (int64_t b = target; pred_[b] >= 0; b = pred_[b])
+      if (arc_cost(pred_[b], b) != arc_cost_[b]) return false;
     return true;
+  }
+
+  // Notes the current cost of every tree arc, before any augmentation changes the graph.
+  void record_tree_arcs() {
+    for (int64_t b = 0; b <= S_; ++b)
+      if (pred_[b] >= 0) arc_cost_[b] = arc_cost(pred_[b], b);
+  }
+
+  // Cost of the residual arc a -> b (kInf where there is none).
+  double arc_cost(int64_t a, int64_t b) const {
+    if (b == T_) return mu_ * static_cast<double>(flow_[a]);
+    if (a == T_) return flow_[b] >= 1 ? -mu_ * static_cast<double>(flow_[b] - 1) : kInf;
+    return move_[a * S_ + b];
   }
 
   // After shortest_path reached `target` at distance L: p[v] += min(dist[v], L), which keeps
@@ -419,7 +427,7 @@ class CondensedGraph {
   std::vector<int32_t>& len_;
   std::vector<char>& complete_;  // the list of (k, l) holds every member of k
   std::vector<double>& accept_;  // a mover enters list (k, l) only if cheaper than this
-  std::vector<double>& arc_cost_;  // cost of the tree arc into each node, as the search saw it
+  std::vector<double>& arc_cost_;  // cost of the tree arc into each node when the search ended
   std::vector<char>& built_;          // list (k, l) exists (else M, A alone track the minimum)
   std::vector<int64_t>& built_in_row_;
   std::vector<double>& scratch_;      // one row of move costs

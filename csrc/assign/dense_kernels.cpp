@@ -65,13 +65,12 @@ int64_t cheapest_class_impl(const T* u, const double* price, double* scratch, in
 
 CVAE_CLONES void relax_row(const double* __restrict m, const double* __restrict pot, double base,
                            const char* __restrict open, double* __restrict dist, int64_t* __restrict pred,
-                           double* __restrict arc, int64_t v, int64_t S) {
+                           int64_t v, int64_t S) {
   for (int64_t l = 0; l < S; ++l) {
     double d = base + m[l] - pot[l];
     bool take = (d < dist[l]) & (open[l] != 0);
     dist[l] = take ? d : dist[l];
     pred[l] = take ? v : pred[l];
-    arc[l] = take ? m[l] : arc[l];
   }
 }
 

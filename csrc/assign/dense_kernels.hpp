@@ -7,9 +7,9 @@
 namespace cvae::kernels {
 
 // Dijkstra relaxation from node v over a row of arc costs m (kInf = no arc):
-// for every open l, d = base + m[l] - pot[l]; if d < dist[l], take it (dist, pred, arc).
+// for every open l, d = base + m[l] - pot[l]; if d < dist[l], take it (dist, pred).
 void relax_row(const double* m, const double* pot, double base, const char* open, double* dist,
-               int64_t* pred, double* arc, int64_t v, int64_t S);
+               int64_t* pred, int64_t v, int64_t S);
 
 // Index of the smallest dist[l] over open l (first on ties), or -1 if none is finite.
 int64_t argmin_open(const double* dist, const char* open, int64_t S);

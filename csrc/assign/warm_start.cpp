@@ -3,7 +3,8 @@
 //
 // 1. Price estimate. For large n, solve a random quarter of the items (recursively, the
 //    same way) with the penalty step mu scaled by 4, so a class's price, ~ mu * its size,
-//    means the same thing. For small n, flat prices mu floor(n/S) (equal classes).
+//    means the same thing. For small n, flat prices mu floor(n/S) (equal classes). Then
+//    shift all prices by one constant so that the sink flows they imply add up to n.
 // 2. Start. Every item goes to a class minimising c_il + lambda_l, so every item arc has
 //    reduced cost >= 0 and the prices are valid potentials. The sink arcs need each class's
 //    sink flow t_k to agree with its price, mu (t_k - 1) <= lambda_k <= mu t_k. Two ways:
@@ -70,6 +71,28 @@ int64_t surplus_of(const std::vector<int64_t>& count, const std::vector<int64_t>
   return surplus + std::max<int64_t>(0, sink_flow - n);
 }
 
+// Adds one constant to every price so that the sink flows they ask for add up to n, as
+// close as the steps allow. A common shift moves no item (each still has the same cheapest
+// class), but it decides whether the sink starts balanced: left unbalanced, the sink is a
+// surplus or deficit node of hundreds of units that every repair phase can serve only once
+// (65536 x 1000, strong penalty: a sink deficit of 1240 units, most of the phases).
+void level_prices(std::vector<double>& prices, double mu, int64_t n) {
+  auto total_flow = [&](double c) {
+    int64_t sum = 0;
+    for (double p : prices) sum += flow_for_price(p + c, mu, n);
+    return sum;
+  };
+  double lo = -*std::max_element(prices.begin(), prices.end()) - mu;   // every flow 0
+  double hi = mu * static_cast<double>(n) - *std::min_element(prices.begin(), prices.end());  // every flow n
+  for (int it = 0; it < 100 && hi - lo > 1e-12 * (std::fabs(lo) + std::fabs(hi)); ++it) {
+    double mid = 0.5 * (lo + hi);
+    (total_flow(mid) < n ? lo : hi) = mid;
+  }
+  int64_t below = total_flow(lo), above = total_flow(hi);
+  double c = (n - below <= above - n) ? lo : hi;
+  for (double& p : prices) p += c;
+}
+
 template <typename T>
 std::vector<double> subsample_prices(const Scores<T>& u, double mu, uint64_t seed) {
   const int64_t n = u.n, S = u.S, m = n / 4;
@@ -108,6 +131,7 @@ void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
   std::vector<double> prices = small_enough(n, S)
       ? std::vector<double>(S, mu * static_cast<double>(n / S))
       : subsample_prices(u, mu, seed);
+  level_prices(prices, mu, n);
   for (double& p : prices) p = std::min(p, mu * static_cast<double>(n));
 
   // 2. Start: price-driven or count-driven, whichever leaves fewer units to repair.
@@ -178,6 +202,7 @@ void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
     if (last >= 0) L = dist[last];
     if (deficits.empty()) throw std::logic_error("cascadevae: warm-start repair found no augmenting path");
     g.update_potentials_capped(L);
+    g.record_tree_arcs();
     std::sort(deficits.begin(), deficits.end(), [&](int64_t a, int64_t b) { return dist[a] < dist[b]; });
     for (int64_t target : deficits) {
       // A deficit node can take several units, each along the same path while it stays tight.
