@@ -19,11 +19,31 @@ inline std::string type_name(py::handle obj) {
   return py::str(py::type::handle_of(obj).attr("__qualname__")).cast<std::string>();
 }
 
+// torch's Tensor type and its two float dtypes, looked up once torch has been imported
+// (if it has not, nothing passed in can be a tensor). Leaked on purpose: static py::objects
+// would be destroyed after the interpreter.
+struct TorchTypes {
+  PyObject* tensor = nullptr;
+  PyObject* float32 = nullptr;
+  PyObject* float64 = nullptr;
+};
+inline const TorchTypes* torch_types() {
+  static TorchTypes types;
+  if (types.tensor) return &types;
+  PyObject* modules = PyImport_GetModuleDict();
+  PyObject* torch = PyDict_GetItemString(modules, "torch");  // borrowed; no import
+  if (!torch) return nullptr;
+  py::handle t(torch);
+  if (!py::hasattr(t, "Tensor") || !py::hasattr(t, "float32")) return nullptr;  // half-initialised
+  types.float32 = py::object(t.attr("float32")).release().ptr();
+  types.float64 = py::object(t.attr("float64")).release().ptr();
+  types.tensor = py::object(t.attr("Tensor")).release().ptr();
+  return &types;
+}
+
 inline bool is_torch_tensor(py::handle obj) {
-  py::handle type = py::type::handle_of(obj);
-  if (!py::hasattr(type, "__module__")) return false;
-  std::string mod = py::str(type.attr("__module__")).cast<std::string>();
-  return mod.rfind("torch", 0) == 0 && py::hasattr(obj, "device") && py::hasattr(obj, "dtype");
+  const TorchTypes* t = torch_types();
+  return t && PyObject_IsInstance(obj.ptr(), t->tensor) == 1;
 }
 
 inline std::string shape_str(const py::array& a) {
@@ -40,17 +60,18 @@ inline std::string shape_str(const py::array& a) {
 inline py::array as_array(py::handle obj, const char* name) {
   if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
   if (is_torch_tensor(obj)) {
-    std::string device = py::str(obj.attr("device").attr("type")).cast<std::string>();
-    if (device != "cpu")
+    const TorchTypes* t = torch_types();
+    if (!obj.attr("is_cpu").cast<bool>())
       throw py::type_error(std::string(name) + " is a torch tensor on device '" +
                            py::str(obj.attr("device")).cast<std::string>() +
                            "', but this function runs on the CPU: pass " + name + ".cpu()");
-    std::string dtype = py::str(obj.attr("dtype")).cast<std::string>();
-    if (dtype != "torch.float32" && dtype != "torch.float64")
-      throw py::type_error(std::string(name) + " has dtype " + dtype +
+    py::object dtype = obj.attr("dtype");
+    if (!dtype.is(py::handle(t->float32)) && !dtype.is(py::handle(t->float64)))
+      throw py::type_error(std::string(name) + " has dtype " + py::str(dtype).cast<std::string>() +
                            "; expected torch.float32 or torch.float64");
-    // detach(): a tensor that requires grad refuses .numpy(); the view shares memory.
-    return obj.attr("detach")().attr("numpy")().cast<py::array>();
+    // .numpy() refuses tensors that require grad; detach() first (the view shares memory).
+    py::object plain = obj.attr("requires_grad").cast<bool>() ? obj.attr("detach")() : py::reinterpret_borrow<py::object>(obj);
+    return plain.attr("numpy")().cast<py::array>();
   }
   throw py::type_error(std::string(name) + " must be a numpy array or a CPU torch tensor, got " +
                        type_name(obj));
