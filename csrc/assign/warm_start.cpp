@@ -86,7 +86,12 @@ void level_prices(std::vector<double>& prices, double mu, int64_t n) {
   double hi = mu * static_cast<double>(n) - *std::min_element(prices.begin(), prices.end());  // every flow n
   for (int it = 0; it < 100 && hi - lo > 1e-12 * (std::fabs(lo) + std::fabs(hi)); ++it) {
     double mid = 0.5 * (lo + hi);
-    (total_flow(mid) < n ? lo : hi) = mid;
+    int64_t total = total_flow(mid);
+    if (total == n) {  // balanced exactly
+      for (double& p : prices) p += mid;
+      return;
+    }
+    (total < n ? lo : hi) = mid;
   }
   int64_t below = total_flow(lo), above = total_flow(hi);
   double c = (n - below <= above - n) ? lo : hi;
@@ -128,10 +133,14 @@ void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
   }
 
   // 1. Price estimate; a price above mu * n asks for more than n items and never is optimal.
-  std::vector<double> prices = small_enough(n, S)
-      ? std::vector<double>(S, mu * static_cast<double>(n / S))
-      : subsample_prices(u, mu, seed);
-  level_prices(prices, mu, n);
+  // (Flat prices need no levelling: mu floor(n/S) already asks for the nearest total.)
+  std::vector<double> prices;
+  if (small_enough(n, S)) {
+    prices.assign(S, mu * static_cast<double>(n / S));
+  } else {
+    prices = subsample_prices(u, mu, seed);
+    level_prices(prices, mu, n);
+  }
   for (double& p : prices) p = std::min(p, mu * static_cast<double>(n));
 
   // 2. Start: price-driven or count-driven, whichever leaves fewer units to repair.
