@@ -54,6 +54,8 @@ def test_dsprites_defaults_to_the_twin_without_a_data_dir():
     assert x.shape == (4, 1, 64, 64)
     with pytest.raises(DatasetError, match="unknown split 'test'"):
         load("dsprites", split="test", lazy=True)
+    with pytest.raises(DatasetError, match=r"unknown options \['lazzy'\]"):
+        load("dsprites", lazzy=True)
 
 
 def test_mnist5k_takes_no_options():

@@ -308,8 +308,9 @@ def _grid_from_latents(path: Path, classes: np.ndarray, values: np.ndarray, n_im
                        "orientation, posX, posY), so indices cannot be mapped to factors")
     table = []
     for k, size in enumerate(sizes):
-        first = np.zeros(size, dtype=np.int64)
-        first[classes[::-1, k]] = np.arange(n_images - 1, -1, -1)  # first row of each class
+        present, first = np.unique(classes[:, k], return_index=True)  # first row per class
+        if present.size != size:
+            raise _corrupt(path, f"latent {k} uses {present.size} of its {size} classes")
         per_class = values[first, k]
         if not np.allclose(values[:, k], per_class[classes[:, k]], rtol=0, atol=1e-9):
             raise _corrupt(path, f"latent {k} has more than one value per class")

@@ -20,6 +20,9 @@ from .paths import PathLike, resolve_data_dir
 log = logging.getLogger(__name__)
 
 DSPRITES_SPLITS = ("train", "full")
+_REAL_OPTIONS = {"strict_grid", "cache", "cache_directory", "progress"}
+_PROCEDURAL_OPTIONS = {"grid", "lazy", "cache", "cache_directory", "progress", "num_workers",
+                       "verify"}
 
 
 def _dsprites_split(name: str, split: str) -> None:
@@ -32,11 +35,15 @@ def _dsprites_split(name: str, split: str) -> None:
 def _load_dsprites(data_dir, split, **options):
     """The real file when the data directory holds it, else the procedural twin."""
     _dsprites_split("dsprites", split)
+    unknown = sorted(set(options) - _REAL_OPTIONS - _PROCEDURAL_OPTIONS)
+    if unknown:
+        raise DatasetError(f"dsprites: unknown options {unknown}; the real-file loader takes "
+                           f"{sorted(_REAL_OPTIONS)}, the procedural twin "
+                           f"{sorted(_PROCEDURAL_OPTIONS)}")
     path = find_dsprites_file(data_dir)
     if path is not None:
-        real_options = {k: v for k, v in options.items()
-                        if k in ("strict_grid", "cache", "cache_directory", "progress")}
-        ds = load_dsprites_npz(path, **real_options)
+        # options meant for the twin (lazy, grid, ...) do not apply to the real file
+        ds = load_dsprites_npz(path, **{k: v for k, v in options.items() if k in _REAL_OPTIONS})
     else:
         root = resolve_data_dir(data_dir)
         ds = load_procedural_dsprites(**options)
