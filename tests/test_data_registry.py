@@ -1,0 +1,76 @@
+"""The registry and data-directory resolution: argument > CASCADEVAE_DATA > none, names and
+aliases, and which dSprites is used."""
+import argparse
+
+import numpy as np
+import pytest
+
+from cascadevae.data import (DatasetError, ImageDataset, ProceduralDSprites,
+                             add_data_dir_argument, available, cache_dir, load,
+                             resolve_data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
+
+
+def test_data_dir_resolution_order(tmp_path, monkeypatch):
+    assert resolve_data_dir() is None
+    monkeypatch.setenv("CASCADEVAE_DATA", str(tmp_path / "env"))
+    assert resolve_data_dir() == tmp_path / "env"
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"  # the argument wins
+    monkeypatch.setenv("CASCADEVAE_DATA", "")
+    assert resolve_data_dir() is None
+    parser = add_data_dir_argument(argparse.ArgumentParser())
+    assert parser.parse_args(["--data-dir", "/x"]).data_dir == "/x"
+    assert parser.parse_args([]).data_dir is None
+
+
+def test_cache_dir_resolution(tmp_path, monkeypatch):
+    assert cache_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
+    assert cache_dir(tmp_path / "c2") == tmp_path / "c2"
+    monkeypatch.delenv("CASCADEVAE_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "cascadevae"
+
+
+def test_names_and_aliases():
+    names = available()
+    for name in ("dsprites", "dsprites-procedural", "dsprites-real", "mnist", "fashion-mnist",
+                 "mnist5k", "chairs"):
+        assert name in names
+    with pytest.raises(DatasetError, match="unknown dataset 'cifar'.*dsprites"):
+        load("cifar")
+    assert isinstance(load("DSprites_Procedural", lazy=True), ProceduralDSprites)
+
+
+def test_dsprites_defaults_to_the_twin_without_a_data_dir():
+    ds = load("dsprites", lazy=True)
+    assert isinstance(ds, ProceduralDSprites) and isinstance(ds, ImageDataset)
+    assert "procedural" in ds.source
+    x, idx = ds.sample_batch(4, np.random.default_rng(0))
+    assert x.shape == (4, 1, 64, 64)
+    with pytest.raises(DatasetError, match="unknown split 'test'"):
+        load("dsprites", split="test", lazy=True)
+    with pytest.raises(DatasetError, match=r"unknown options \['lazzy'\]"):
+        load("dsprites", lazzy=True)
+
+
+def test_mnist5k_takes_no_options():
+    with pytest.raises(DatasetError, match="no options"):
+        load("mnist5k", holdout=3)
+
+
+def test_command_line(tmp_path, capsys):
+    from cascadevae.data.__main__ import main
+
+    assert main(["list"]) == 0
+    assert "mnist5k" in capsys.readouterr().out
+    assert main(["geometry", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '"posY_increases": "down"' in out and "dsprites_ndarray" in out
+    pytest.importorskip("matplotlib")
+    assert main(["figure", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
