@@ -1,5 +1,6 @@
 // Method names, the choice `auto` makes, and the one entry point every caller uses.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -36,8 +37,7 @@ Method choose_method(const Scores<T>& u, double lam) {
   if (u.S <= 2) return Method::SSP;
   double mu = 2.0 * lam;
   int64_t rows = std::min<int64_t>(u.n, 64);
-  std::vector<double> gaps;
-  gaps.reserve(rows);
+  std::array<double, 64> gaps;  // on the stack: this runs before every microsecond-sized solve
   for (int64_t r = 0; r < rows; ++r) {
     int64_t i = r * (u.n / rows);
     const T* row = u.row(i);
@@ -46,10 +46,10 @@ Method choose_method(const Scores<T>& u, double lam) {
       double v = static_cast<double>(row[k]);
       if (v > best) { second = best; best = v; } else if (v > second) second = v;
     }
-    gaps.push_back(best - second);
+    gaps[r] = best - second;
   }
-  std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
-  double typical_gap = gaps[gaps.size() / 2];
+  std::nth_element(gaps.begin(), gaps.begin() + rows / 2, gaps.begin() + rows);
+  double typical_gap = gaps[rows / 2];
   double class_price = mu * static_cast<double>(u.n) / static_cast<double>(u.S);
   if (class_price > 0.25 * typical_gap * static_cast<double>(u.S)) return Method::Warm;
   // Weak penalty: SSP, except with few, large classes (n/S >= 64, S <= 16), where keeping
