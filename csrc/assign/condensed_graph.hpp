@@ -10,12 +10,13 @@
 // where t_k is the flow from k to the sink. In a feasible assignment t_k = n_k (the class
 // size); the warm start lets them differ for a while and repairs the difference.
 //
-// The cheapest-move matrix M[k][l] (and its minimiser A[k][l]) is cached. Behind each
-// entry sits a short sorted list of the K cheapest movers of the pair (k, l) (K up to 32,
-// fewer when S is large, so that the S^2 K entries stay near the cache: 1 MB): adding a member inserts it where
-// it beats the list's last entry, O(S) per add; removing one deletes it from the lists it is
-// in, and only a list that runs empty rescans its class. Without the lists every removal of
-// a minimiser rescans the class, which dominates when classes are large.
+// The cheapest-move matrix M[k][l] (and its minimiser A[k][l]) is cached; adding a member
+// updates row k in O(S). Behind an entry can sit a short sorted list of the K cheapest movers
+// of the pair (k, l) (K <= 32, fewer when S is large so the S^2 K entries stay near 1 MB):
+// removing a member deletes it from the lists it is in, and only a list that runs empty
+// rescans its class. Without lists, every removal of a minimiser would rescan the class,
+// which dominates when classes are large. With large classes (n >= 128 S) every list is kept
+// from the start; with small ones a pair gets its list the first time its minimiser leaves.
 // Shortest paths use Dijkstra on reduced costs with node potentials p
 // (dense, O(S) per settled node: the graph is complete), normalised so that p[T] = 0.
 #pragma once
@@ -39,7 +40,9 @@ class CondensedGraph {
         count_(ws_.count), flow_(ws_.flow), head_(ws_.head), next_(ws_.next), prev_(ws_.prev),
         move_(ws_.move), mover_(ws_.mover), pot_(ws_.pot), dist_(ws_.dist), pred_(ws_.pred),
         open_(ws_.open), refill_(ws_.refill), path_(ws_.path), movers_(ws_.movers),
-        cand_(ws_.cand), len_(ws_.len), complete_(ws_.complete), accept_(ws_.accept), arc_cost_(ws_.arc_cost), built_(ws_.built), built_in_row_(ws_.built_in_row), scratch_(ws_.scratch) {
+        cand_(ws_.cand), len_(ws_.len), complete_(ws_.complete), accept_(ws_.accept),
+        arc_cost_(ws_.arc_cost), built_(ws_.built), built_in_row_(ws_.built_in_row),
+        scratch_(ws_.scratch) {
     // assign() reuses capacity: repeated small solves on one thread never touch malloc.
     count_.assign(S_, 0);
     flow_.assign(S_, 0);
@@ -60,7 +63,8 @@ class CondensedGraph {
     arc_cost_.assign(S_ + 1, kInf);
     // Large classes (n/S >= 128): build every list up front, as items arrive; a first
     // rebuild of a list would rescan a class of hundreds (A 65536 x 100: 2x slower lazily).
-    // Small classes: build a list only when its pair first needs its next mover.
+    // Small classes: build a list only when its pair first needs its next mover. (Eager
+    // marks the diagonal built too, so built_in_row_ == S means "every list exists".)
     const bool eager = u.n >= 128 * S_;
     built_.assign(S_ * S_, eager ? 1 : 0);
     built_in_row_.assign(S_, eager ? S_ : 0);
