@@ -1,0 +1,107 @@
+"""The alternating discrete step of CascadeVAE (inner maximisation of eq. 6) and the
+evaluation-time code assignment.
+
+Training step, for a batch x and ONE sample z ~ q(z | x) shared with the gradient step::
+
+    u[i, k] = log p_theta(x_i | z_i, e_k)         one decoder pass over the B*S pairs
+    d = argmax_d  sum_i u[i, d_i] - lambda' sum_k n_k (n_k - 1)     (exact, min-cost flow)
+
+lambda' here is always the paper's ordered-pair value (what ``cascadevae_ext.assign`` takes).
+The appendix's lambda' values are in the official code's unordered-pair convention and must
+be converted exactly once, by ``cascadevae.assignment.lam_from_official``; ModelConfig does
+this in its ``pairwise_lambda`` property, which is the default here.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import cascadevae_ext
+import torch
+import torch.nn.functional as F
+
+from .vae import VAE
+
+
+class DiscreteStep(NamedTuple):
+    """labels (B,) int64 and one-hot codes (B, S) on the model's device; u (B, S) float32
+    (the per-code log-likelihoods the assignment used) when asked for, else None."""
+    labels: torch.Tensor
+    codes: torch.Tensor
+    u: Optional[torch.Tensor] = None
+
+
+def all_code_inputs(z: torch.Tensor, num_classes: int):
+    """z (B, m) -> (z repeated, one-hot codes), both with B*S rows; row b*S + k pairs item b
+    with code k."""
+    batch = z.shape[0]
+    z_rep = z.repeat_interleave(num_classes, dim=0)
+    eye = torch.eye(num_classes, device=z.device, dtype=z.dtype)
+    codes = eye.expand(batch, num_classes, num_classes).reshape(batch * num_classes, num_classes)
+    return z_rep, codes
+
+
+def bernoulli_loglik_torch(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_p x*l - softplus(l) for logits (B, S, P) and x (B, P): the same formula as
+    ``cascadevae_ext.bernoulli_loglik``, in torch (materialises the (B, S, P) terms)."""
+    x = x.to(logits.dtype).unsqueeze(1)
+    return (x * logits - F.softplus(logits)).sum(dim=-1)
+
+
+@torch.no_grad()
+def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """u (B, S): log p_theta(x_i | z_i, e_k) for every item and code, from one decoder pass
+    over B*S inputs (no encoder pass, no gradient).
+
+    On CPU with float32 logits the fused native kernel ``cascadevae_ext.bernoulli_loglik``
+    computes u; elsewhere (CUDA, or other dtypes) :func:`bernoulli_loglik_torch` does, for
+    now, with the same formula. u is float32 on CPU from the kernel, else the logits' dtype
+    and device.
+    """
+    num_classes = model.num_classes
+    if num_classes < 1:
+        raise ValueError(f"model {model.name!r} has no discrete code (S = {num_classes})")
+    batch = x.shape[0]
+    z_rep, codes = all_code_inputs(z.detach(), num_classes)
+    logits = model.decode(z_rep, codes).reshape(batch, num_classes, -1)
+    flat_x = x.reshape(batch, -1)
+    if logits.device.type == "cpu" and logits.dtype == torch.float32:
+        return torch.from_numpy(cascadevae_ext.bernoulli_loglik(logits, flat_x.float()))
+    return bernoulli_loglik_torch(logits, flat_x)
+
+
+def discrete_step(model: VAE, x: torch.Tensor, z: torch.Tensor, lam: Optional[float] = None,
+                  *, method: str = "auto", return_u: bool = False) -> DiscreteStep:
+    """Optimal codes for a batch: x (B, 1, H, W), z (B, m) the sample the gradient step will
+    reuse. lam is lambda' in the ordered-pair convention (None: ``model.config.pairwise_lambda``,
+    already converted from the appendix value); method is passed to ``cascadevae_ext.assign``.
+    """
+    if lam is None:
+        lam = model.config.pairwise_lambda
+    u = code_loglik(model, x, z)
+    labels = cascadevae_ext.assign(u.cpu(), float(lam), method=method)
+    device = next(model.parameters()).device
+    labels = torch.as_tensor(labels, dtype=torch.int64).to(device)
+    codes = F.one_hot(labels, model.num_classes).to(z.dtype)
+    return DiscreteStep(labels, codes, u if return_u else None)
+
+
+def training_codes(model: VAE, x: torch.Tensor, z: torch.Tensor, discrete_active: bool,
+                   lam: Optional[float] = None, *, method: str = "auto") -> torch.Tensor:
+    """The d the decoder gets in a training step: the optimal one-hot codes once the discrete
+    warm-up t_d has passed (``discrete_active``), all zeros before it and for models without a
+    discrete code (then (B, 0))."""
+    if discrete_active and model.has_discrete_code:
+        return discrete_step(model, x, z, lam, method=method).codes
+    return model.zero_code(x.shape[0], like=z)
+
+
+@torch.no_grad()
+def evaluation_codes(model: VAE, x: torch.Tensor, *, return_u: bool = False):
+    """Evaluation-time codes, as the official code assigns them: z = mu (no sampling) and
+    d_i = argmax_k log p(x_i | mu_i, e_k), per item, without the pairwise lambda' term (the
+    batch-level class-size penalty is a training regulariser, not part of inference).
+    Returns labels (B,) int64 on the model's device, and u (B, S) if ``return_u``."""
+    mu, _ = model.encode(x)
+    u = code_loglik(model, x, mu)
+    labels = u.argmax(dim=1).to(mu.device)
+    return (labels, u) if return_u else labels

@@ -1,0 +1,288 @@
+"""Models: config round trips, the appendix-B network tables, shapes and finite losses for every
+variant and both image sizes, the KL and reconstruction formulas, the variants' betas."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cascadevae.models import (MODEL_NAMES, MODELS, VAE, ModelConfig, build_model)
+
+DISCRETE = {"cascade-d", "cascade"}
+
+
+def make_config(name, image_size=32, **kw):
+    kw.setdefault("latent_dim", 5)
+    kw.setdefault("num_classes", 3 if name in DISCRETE else 0)
+    return ModelConfig(model=name, image_size=image_size, **kw)
+
+
+def make_model(name, image_size=32, seed=0, **kw):
+    torch.manual_seed(seed)
+    return build_model(make_config(name, image_size, **kw))
+
+
+def binary_batch(batch, size, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
+
+
+def betas_for(model):
+    return None if not model.uses_cascade_schedule else np.linspace(10.0, 1.0, model.latent_dim)
+
+
+# ---- config ------------------------------------------------------------------------------
+
+def test_config_round_trip_and_pickle():
+    cfg = ModelConfig(model="anchor-vae", image_size=64, latent_dim=7, beta_high=10.0,
+                      beta_low=0.5, anchor_dims=[1, 4], std_param="logvar")
+    assert cfg.anchor_dims == (1, 4)
+    d = cfg.to_dict()
+    assert d["anchor_dims"] == [1, 4]
+    assert ModelConfig.from_dict(d) == cfg
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"model": "vae"}, "model"),
+    ({"image_size": 28}, "image_size"),
+    ({"latent_dim": 0}, "latent_dim"),
+    ({"num_classes": -1}, "num_classes"),
+    ({"beta_low": -1.0}, "beta_low"),
+    ({"beta_high": float("nan")}, "beta_high"),
+    ({"std_param": "exp"}, "std_param"),
+    ({"anchor_dims": (0, 10)}, "anchor_dims"),
+    ({"anchor_dims": (1, 1)}, "anchor_dims"),
+    ({"pairwise_lambda_official": -0.1}, "lambda"),
+])
+def test_config_rejects_bad_values(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kw)
+
+
+def test_config_unknown_key():
+    with pytest.raises(ValueError, match="unknown ModelConfig keys"):
+        ModelConfig.from_dict({"model": "beta-vae", "latnet_dim": 3})
+
+
+def test_pairwise_lambda_is_half_the_official_value():
+    assert ModelConfig(pairwise_lambda_official=0.001).pairwise_lambda == pytest.approx(0.0005)
+
+
+def test_discrete_code_size_checked_per_model():
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model(ModelConfig(model="cascade", num_classes=0))
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model(ModelConfig(model="beta-vae", num_classes=3))
+    with pytest.raises(TypeError, match="ModelConfig"):
+        build_model({"model": "beta-vae"})
+
+
+def test_registry_and_flags():
+    assert tuple(MODELS) == MODEL_NAMES
+    flags = {name: (cls.uses_cascade_schedule, cls.has_discrete_code)
+             for name, cls in MODELS.items()}
+    assert flags == {"beta-vae": (False, False), "anchor-vae": (False, False),
+                     "cascade-c": (True, False), "cascade-d": (False, True),
+                     "cascade": (True, True)}
+    for name in MODEL_NAMES:
+        model = make_model(name)
+        assert isinstance(model, VAE) and model.name == name and type(model) is MODELS[name]
+
+
+# ---- network tables ----------------------------------------------------------------------
+
+TABLES = {  # appendix B: Table 5 (64x64) and Table 6 (32x32)
+    64: {"enc": [32, 32, 64, 64], "dec": [64, 32, 32, 1]},
+    32: {"enc": [32, 32, 64], "dec": [32, 32, 1]},
+}
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_network_structure_matches_table(size):
+    m, S = 6, 3
+    model = make_model("cascade", size, latent_dim=m, num_classes=S)
+    convs = [l for l in model.encoder.modules() if isinstance(l, nn.Conv2d)]
+    enc_fc = [l for l in model.encoder.modules() if isinstance(l, nn.Linear)]
+    deconvs = [l for l in model.decoder.modules() if isinstance(l, nn.ConvTranspose2d)]
+    dec_fc = [l for l in model.decoder.modules() if isinstance(l, nn.Linear)]
+    assert [c.out_channels for c in convs] == TABLES[size]["enc"]
+    assert [d.out_channels for d in deconvs] == TABLES[size]["dec"]
+    for layer in convs + deconvs:
+        assert layer.kernel_size == (4, 4) and layer.stride == (2, 2)
+    assert [(l.in_features, l.out_features) for l in enc_fc] == [(64 * 4 * 4, 256), (256, 2 * m)]
+    assert [(l.in_features, l.out_features) for l in dec_fc] == [(m + S, 256), (256, 64 * 4 * 4)]
+    # Every conv halves the side, every transposed conv doubles it.
+    h = torch.zeros(2, 1, size, size)
+    sides = []
+    for layer in model.encoder.convs:
+        h = layer(h)
+        if isinstance(layer, nn.Conv2d):
+            sides.append(h.shape[-1])
+    assert sides == [size // 2 ** (i + 1) for i in range(len(convs))]
+    assert h.shape[1:] == (64, 4, 4)
+    h = model.decoder.fc(torch.zeros(2, m + S))
+    assert h.shape[1:] == (64, 4, 4)
+    sides = []
+    for layer in model.decoder.deconvs:
+        h = layer(h)
+        if isinstance(layer, nn.ConvTranspose2d):
+            sides.append(h.shape[-1])
+    assert sides == [4 * 2 ** (i + 1) for i in range(len(deconvs))]
+    # ReLU after every hidden layer, none after the logits.
+    assert isinstance(model.decoder.deconvs[-1], nn.ConvTranspose2d)
+    assert isinstance(model.encoder.fc[-1], nn.Linear)
+
+
+# ---- shapes, losses, gradients -----------------------------------------------------------
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("std_param", ["softplus", "logvar"])
+def test_shapes_loss_and_backward(name, size, std_param):
+    m = 4
+    model = make_model(name, size, latent_dim=m, std_param=std_param, anchor_dims=(0, 2))
+    S = model.num_classes
+    B = 4
+    x = binary_batch(B, size)
+    mu, scale = model.encode(x)
+    assert mu.shape == scale.shape == (B, m)
+    if std_param == "softplus":
+        assert (scale > 0).all()
+    post = model.posterior(x)
+    assert post.z.shape == (B, m)
+    d = torch.zeros(B, S)
+    if S:
+        d[torch.arange(B), torch.arange(B) % S] = 1.0
+    logits = model.decode(post.z, d)
+    assert logits.shape == (B, 1, size, size)
+    terms = model.loss_terms(x, d, betas_for(model), posterior=post)
+    assert set(terms) == {"recon", "kl_per_dim", "kl", "loss"}
+    assert terms["kl_per_dim"].shape == (m,)
+    for value in terms.values():
+        assert torch.isfinite(value).all()
+    terms["loss"].backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in model.encoder.parameters() for g in [g.grad])
+
+
+def test_cascade_models_require_betas():
+    model = make_model("cascade-c")
+    with pytest.raises(ValueError, match="schedule"):
+        model.loss_terms(binary_batch(2, 32))
+    with pytest.raises(ValueError, match="betas"):
+        model.loss_terms(binary_batch(2, 32), None, torch.ones(3))
+
+
+def test_fixed_betas_per_variant():
+    m = 5
+    kw = dict(latent_dim=m, beta_high=10.0, beta_low=0.7, beta=4.0, anchor_dims=(1, 3))
+    assert make_model("beta-vae", **kw).fixed_betas().tolist() == [4.0] * m
+    assert make_model("cascade-d", **kw).fixed_betas().tolist() == [4.0] * m
+    assert torch.allclose(make_model("anchor-vae", **kw).fixed_betas(),
+                          torch.tensor([10.0, 0.7, 10.0, 0.7, 10.0]))
+    assert make_model("cascade-c", **kw).fixed_betas() is None
+    assert make_model("cascade", **kw).fixed_betas() is None
+
+
+def test_kl_weighted_by_betas_and_loss_is_sum():
+    model = make_model("cascade-c", latent_dim=3)
+    x = binary_batch(3, 32)
+    post = model.posterior(x)
+    betas = np.array([10.0, 2.0, 0.5])
+    terms = model.loss_terms(x, None, betas, posterior=post)
+    expected_kl = (torch.tensor(betas, dtype=torch.float32) * terms["kl_per_dim"]).sum()
+    assert torch.allclose(terms["kl"], expected_kl)
+    assert torch.allclose(terms["loss"], terms["recon"] + terms["kl"])
+
+
+@pytest.mark.parametrize("std_param", ["softplus", "logvar"])
+def test_kl_zero_at_prior_and_matches_closed_form(std_param):
+    model = make_model("beta-vae", latent_dim=3, std_param=std_param)
+    mu = torch.zeros(4, 3)
+    scale = torch.ones(4, 3) if std_param == "softplus" else torch.zeros(4, 3)
+    assert torch.allclose(model.kl_per_item_dim(mu, scale), torch.zeros(4, 3), atol=1e-7)
+    # Against torch.distributions for some other posterior.
+    g = torch.Generator().manual_seed(1)
+    mu = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    std = torch.rand(4, 3, generator=g, dtype=torch.float64) + 0.1
+    scale = std if std_param == "softplus" else torch.log(std ** 2)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, std),
+                                            torch.distributions.Normal(0.0, 1.0))
+    assert torch.allclose(model.kl_per_item_dim(mu, scale), ref, atol=1e-12)
+    assert torch.allclose(model.posterior_std(scale), std, atol=1e-12)
+
+
+def test_softplus_std_from_encoder_head():
+    model = make_model("beta-vae", latent_dim=3)
+    x = binary_batch(2, 32)
+    raw = model.encoder(x)
+    mu, std = model.encode(x)
+    assert torch.allclose(mu, raw[:, :3]) and torch.allclose(std, F.softplus(raw[:, 3:]))
+    model = make_model("beta-vae", latent_dim=3, std_param="logvar")
+    raw = model.encoder(x)
+    assert torch.allclose(model.encode(x)[1], raw[:, 3:])
+
+
+def test_recon_is_bce_summed_over_pixels_over_batch():
+    model = make_model("cascade-d")
+    B = 4
+    x = torch.rand(B, 1, 32, 32)  # fractional targets too
+    post = model.posterior(x)
+    d = F.one_hot(torch.tensor([0, 1, 2, 0]), 3).float()
+    terms = model.loss_terms(x, d, None, posterior=post)
+    logits = model.decode(post.z, d)
+    ref = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum() / B
+    assert torch.allclose(terms["recon"], ref, rtol=1e-6)
+
+
+def test_reparameterise_uses_std_and_generator():
+    model = make_model("beta-vae", latent_dim=3, std_param="logvar")
+    mu, logvar = torch.zeros(1000, 3), torch.full((1000, 3), np.log(4.0))
+    z1 = model.reparameterise(mu, logvar, torch.Generator().manual_seed(3))
+    z2 = model.reparameterise(mu, logvar, torch.Generator().manual_seed(3))
+    assert torch.equal(z1, z2)
+    assert abs(z1.std().item() - 2.0) < 0.15
+
+
+def test_hooks_for_extra_terms_and_modules():
+    class WithExtra(MODELS["beta-vae"]):
+        def __init__(self, config):
+            super().__init__(config)
+            self.critic = nn.Linear(config.latent_dim, 1)
+
+        def extra_loss_terms(self, x, posterior, d, logits):
+            return {"tc": self.critic(posterior.z).mean() * 0 + 1.5}
+
+        def extra_modules(self):
+            return {"critic": self.critic}
+
+    torch.manual_seed(0)
+    model = WithExtra(make_config("beta-vae", latent_dim=3))
+    terms = model.loss_terms(binary_batch(2, 32))
+    assert torch.allclose(terms["loss"], terms["recon"] + terms["kl"] + 1.5)
+    critic = {id(p) for p in model.critic.parameters()}
+    vae = list(model.vae_parameters())
+    assert vae and not any(id(p) in critic for p in vae)
+    assert len(vae) + len(critic) == len(list(model.parameters()))
+
+
+def test_decoder_input_zero_code_and_shape_check():
+    model = make_model("cascade", latent_dim=4, num_classes=3)
+    z = torch.randn(2, 4)
+    inp = model.decoder_input(z, None)
+    assert inp.shape == (2, 7) and torch.equal(inp[:, 4:], torch.zeros(2, 3))
+    assert torch.equal(model.decoder_input(z, model.zero_code(2)), inp)
+    with pytest.raises(ValueError, match="code d"):
+        model.decoder_input(z, torch.zeros(2, 4))
+    no_code = make_model("cascade-c", latent_dim=4)
+    assert torch.equal(no_code.decoder_input(z, None), z)
+
+
+def test_represent_is_mean():
+    model = make_model("cascade-c", latent_dim=3)
+    x = binary_batch(3, 32)
+    assert torch.equal(model.represent(x), model.encode(x)[0])
