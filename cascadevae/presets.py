@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from .assignment import lam_from_official
@@ -303,8 +303,8 @@ _RAW: Dict[str, Dict[str, Any]] = {
         beta_low=1.0, beta=None, anchor_dims=(), relieve_every=20_000,
         discrete_warmup=100_000, pairwise_lambda_official=0.001,
         source="appendix B.1 (S 3, lr 3e-4, lambda' 0.001, r 2e4, t_d 1e5, 3e5 iterations); "
-               "Table 1 CascadeVAE row m=6, beta_l=1.0 (headline 90.49 / best 99.50; also "
-               "Tables 2 and Fig. 5 use m=6). Alternative in Table 1: m=4, beta_l=2.0"),
+               "Table 1 CascadeVAE row m=6, beta_l=1.0 (headline 90.49 / best 99.50; Table 2 "
+               "and Fig. 5 also use m=6). Alternative in Table 1: m=4, beta_l=2.0"),
     "mnist": dict(
         _PAPER, dataset="mnist", model="cascade", latent_dim=10, num_classes=10,
         beta_high=10.0, beta_low=1.0, beta=None, anchor_dims=(), relieve_every=10_000,
