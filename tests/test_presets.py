@@ -1,0 +1,186 @@
+"""Presets against the paper's appendix B and Table 1/3/4, the official-code preset, overrides,
+serialisation, lambda' conversion and the scaled budget."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from cascadevae.assignment import lam_from_official
+from cascadevae.presets import PRESETS, TrainConfig, get_preset, preset_names
+from cascadevae.schedule import AnchorSchedule, CascadeSchedule, ConstantSchedule
+
+# Numbers as read from the paper. Appendix B preamble: batch 64, beta_h 10.
+# (S, learning rate, lambda' (as printed), r, t_d, iterations) from B.1-B.4;
+# (m, beta_l) from the results tables (Table 1 dSprites, Table 3 MNIST, Table 4 FashionMNIST).
+APPENDIX_B = {
+    "dsprites": (3, 3e-4, 0.001, 20_000, 100_000, 300_000),       # B.1
+    "mnist": (10, 3e-4, 0.1, 10_000, 0, 120_000),                 # B.2
+    "fashion-mnist": (10, 1e-4, 0.1, 10_000, 0, 120_000),         # B.3
+    "chairs": (3, 1e-4, 0.01, 20_000, 60_000, 150_000),           # B.4
+}
+M_BETA_L = {
+    "dsprites": (6, 1.0),        # Table 1, CascadeVAE beta_l = 1.0, m = 6
+    "mnist": (10, 1.0),          # Table 3, m = 10; beta_l not in the paper (our choice)
+    "fashion-mnist": (10, 1.0),  # Table 4, m = 10; beta_l not in the paper (our choice)
+    "chairs": (7, 1.0),          # neither in the paper (our choice)
+}
+
+
+@pytest.mark.parametrize("name", list(APPENDIX_B))
+def test_appendix_b_values(name):
+    c = get_preset(name)
+    S, lr, lam, r, td, iters = APPENDIX_B[name]
+    assert c.name == name and c.dataset == name and c.model == "cascade"
+    assert c.num_classes == S
+    assert c.learning_rate == lr
+    assert c.pairwise_lambda_official == lam
+    assert c.relieve_every == r
+    assert c.discrete_warmup == td
+    assert c.iterations == iters
+    assert c.batch_size == 64 and c.beta_high == 10.0
+    assert (c.latent_dim, c.beta_low) == M_BETA_L[name]
+    assert c.schedule_variant == "paper"
+    assert c.adam_betas == (0.9, 0.999) and c.weight_decay == 0.0
+    assert not c.fresh_optimizer_per_stage
+    assert "B." in c.source
+
+
+def test_dsprites_baselines_table1():
+    # Table 1 rows: beta-VAE beta 4.0 m 10; AnchorVAE beta_l 7.0, 5 of 20 dims;
+    # CascadeVAE-C beta_l 1.0 m 10; CascadeVAE-D beta 1.0 m 4.
+    b = get_preset("beta-vae")
+    assert (b.model, b.latent_dim, b.beta, b.num_classes) == ("beta-vae", 10, 4.0, 0)
+    assert isinstance(b.schedule(), ConstantSchedule)
+    a = get_preset("anchor-vae")
+    assert (a.model, a.latent_dim, a.beta_low, a.beta_high) == ("anchor-vae", 20, 7.0, 10.0)
+    assert a.anchor_dims == (0, 1, 2, 3, 4)
+    assert isinstance(a.schedule(), AnchorSchedule)
+    cc = get_preset("cascade-c")
+    assert (cc.model, cc.latent_dim, cc.beta_low, cc.relieve_every) == ("cascade-c", 10, 1.0, 20_000)
+    assert cc.discrete_warmup is None and cc.num_classes == 0
+    s = cc.schedule()
+    assert isinstance(s, CascadeSchedule) and not s.discrete_on(10**6)
+    cd = get_preset("cascade-d")
+    assert (cd.model, cd.latent_dim, cd.beta, cd.num_classes) == ("cascade-d", 4, 1.0, 3)
+    s = cd.schedule()
+    assert isinstance(s, ConstantSchedule)
+    assert not s.discrete_on(99_999) and s.discrete_on(100_000)
+    for c in (b, a, cc, cd):
+        assert c.dataset == "dsprites" and "Table 1" in c.source
+
+
+def test_dsprites_official():
+    c = get_preset("dsprites-official")
+    assert c.learning_rate == 1e-4 and c.beta_low == 0.1 and c.beta_high == 10.0
+    assert c.discrete_warmup == 80_000 and c.relieve_every == 20_000
+    assert c.schedule_variant == "official" and c.fresh_optimizer_per_stage
+    assert c.weight_decay == 4e-5 and c.pairwise_lambda_official == 0.001
+    assert c.adam_betas == (0.9, 0.999) and c.batch_size == 64 and c.iterations == 300_000
+    assert c.latent_dim == 6 and c.num_classes == 3
+    s = c.schedule()
+    assert [s.relieved(t) for t in (0, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000)] == \
+        [1, 2, 3, 4, 4, 5, 6]
+    assert not s.discrete_on(79_999) and s.discrete_on(80_000)
+    cc = get_preset("cascade-c-official").schedule()
+    assert cc.fully_relieved_at() == 180_000
+
+
+def test_lambda_converted_once():
+    for c in PRESETS.values():
+        assert c.pairwise_lambda == lam_from_official(c.pairwise_lambda_official)
+        assert c.pairwise_lambda == c.pairwise_lambda_official / 2
+    assert get_preset("dsprites").pairwise_lambda == 0.0005
+    # the dict holds the official value only: a round trip cannot convert twice
+    d = get_preset("mnist").to_dict()
+    assert "pairwise_lambda" not in d and d["pairwise_lambda_official"] == 0.1
+    assert TrainConfig.from_dict(d).pairwise_lambda == 0.05
+
+
+def test_round_trip_json_and_pickle(tmp_path):
+    for c in PRESETS.values():
+        d = json.loads(json.dumps(c.to_dict()))
+        assert TrainConfig.from_dict(d) == c
+        assert TrainConfig.from_json(c.to_json()) == c
+        assert pickle.loads(pickle.dumps(c)) == c
+    c = get_preset("dsprites-official")
+    path = c.save(tmp_path)
+    assert path.endswith("config.json")
+    assert TrainConfig.load(tmp_path) == c
+    s1, s2 = c.schedule(), TrainConfig.load(path).schedule()
+    for t in range(0, 300_000, 5_000):
+        np.testing.assert_array_equal(s1.betas(t), s2.betas(t))
+        assert s1.discrete_on(t) == s2.discrete_on(t)
+
+
+def test_replace_validates():
+    c = get_preset("dsprites")
+    d = c.replace(beta_low=2.0, latent_dim=4, seed=3)
+    assert (d.beta_low, d.latent_dim, d.seed) == (2.0, 4, 3)
+    assert c.beta_low == 1.0  # frozen original untouched
+    assert get_preset("mnist", beta_low=0.5).beta_low == 0.5
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['beta_lo'\].*beta_low"):
+        c.replace(beta_lo=2.0)
+    with pytest.raises(ValueError, match="latent_dim"):
+        c.replace(latent_dim="6")
+    with pytest.raises(ValueError, match="iterations"):
+        c.replace(iterations=3e5)
+    with pytest.raises(ValueError, match="learning_rate"):
+        c.replace(learning_rate=0.0)
+    with pytest.raises(ValueError, match="beta_l"):
+        c.replace(beta_low=11.0)
+    with pytest.raises(ValueError, match="fresh_optimizer_per_stage"):
+        c.replace(fresh_optimizer_per_stage=1)
+    with pytest.raises(ValueError, match="adam_betas"):
+        c.replace(adam_betas=(0.9,))
+    with pytest.raises(ValueError, match="model"):
+        c.replace(model="factor-vae")
+    with pytest.raises(ValueError, match="schedule_variant"):
+        c.replace(schedule_variant="tf")
+    with pytest.raises(ValueError, match="does not use.*beta"):
+        c.replace(beta=4.0)
+    with pytest.raises(ValueError, match="needs.*beta"):
+        get_preset("beta-vae").replace(beta=None)
+    with pytest.raises(ValueError, match="num_classes"):
+        c.replace(num_classes=1)
+    with pytest.raises(ValueError, match="no discrete step"):
+        get_preset("cascade-c").replace(discrete_warmup=10)
+    with pytest.raises(ValueError, match="anchor"):
+        c.replace(anchor_dims=(0,))
+    with pytest.raises(ValueError, match="whole stages"):
+        get_preset("dsprites-official").replace(discrete_warmup=90_000)
+    with pytest.raises(ValueError, match="dataset"):
+        c.replace(dataset="celeba")
+
+
+def test_unknown_preset_lists_names():
+    with pytest.raises(ValueError) as e:
+        get_preset("dsprite")
+    for name in preset_names():
+        assert name in str(e.value)
+    assert set(preset_names()) >= {"dsprites", "mnist", "fashion-mnist", "chairs",
+                                   "dsprites-official", "beta-vae", "anchor-vae",
+                                   "cascade-c", "cascade-d"}
+
+
+def test_scaled_budget():
+    c = get_preset("dsprites").scaled(3_000)
+    assert (c.iterations, c.relieve_every, c.discrete_warmup) == (3_000, 200, 1_000)
+    assert c.budget_scale == pytest.approx(0.01)
+    assert "scaled schedule" in c.source
+    assert c.learning_rate == 3e-4 and c.latent_dim == 6  # nothing else changes
+    o = get_preset("dsprites-official").scaled(3_000)
+    assert (o.relieve_every, o.discrete_warmup) == (200, 800)
+    s = o.schedule()
+    assert [s.relieved(t) for t in (0, 200, 400, 600, 800, 1_000, 1_200)] == [1, 2, 3, 4, 4, 5, 6]
+    assert not s.discrete_on(799) and s.discrete_on(800)
+    # r that does not divide evenly: rounded, t_d kept a whole number of stages
+    odd = get_preset("dsprites-official").scaled(1_000)
+    assert odd.relieve_every == 67 and odd.discrete_warmup == 4 * 67
+    tiny = get_preset("mnist").scaled(5)
+    assert tiny.relieve_every == 1 and tiny.discrete_warmup == 0
+    assert get_preset("beta-vae").scaled(100).relieve_every is None
+    twice = get_preset("chairs").scaled(15_000).scaled(1_500)
+    assert twice.budget_scale == pytest.approx(0.01) and twice.relieve_every == 200
+    with pytest.raises(ValueError, match="iterations"):
+        get_preset("dsprites").scaled(0)
