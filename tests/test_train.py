@@ -1,0 +1,164 @@
+"""The training command: end to end runs, exact resume, Ctrl-C, non-finite stop, schedule."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cascadevae import train
+from cascadevae.models import vae as vae_mod
+from cascadevae.presets import TrainConfig
+from cascadevae.run_dir import RunDir
+
+BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+
+
+def _run(out, *extra):
+    return train.main(BASE + ["--out", str(out), *extra])
+
+
+def _metrics(out):
+    return RunDir(out).read_metrics()
+
+
+def _params(out):
+    return RunDir(out).load_checkpoint()["model"]
+
+
+def test_end_to_end_writes_run_dir(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--iters", "10", "--log-every", "2", "--checkpoint-every", "5") == 0
+    text = capsys.readouterr().out
+    assert "scaled schedule" in text and "MNIST-5k" in text
+    for name in ("config.json", "run.json", "metrics.jsonl", "checkpoint.pt", "summary.json"):
+        assert (out / name).exists(), name
+    cfg = TrainConfig.load(out)
+    assert cfg.iterations == 10 and cfg.batch_size == 8 and cfg.dataset == "mnist"
+    info = json.loads((out / "run.json").read_text())
+    assert info["dataset"] == "mnist5k" and "MNIST-5k" in info["dataset_source"]
+    assert "--iters 10" in info["command"]
+    recs = _metrics(out)
+    assert [r["t"] for r in recs] == [0, 1, 3, 5, 7, 9]
+    r = recs[-1]
+    assert len(r["kl_per_dim"]) == cfg.latent_dim and np.isfinite(r["loss"])
+    assert {"recon", "kl", "relieved", "discrete_on", "class_counts", "seconds"} <= set(r)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["iterations"] == 10
+    assert RunDir(out).load_checkpoint()["t"] == 10
+
+
+def test_betas_and_discrete_follow_schedule(tmp_path):
+    out = tmp_path / "run"
+    assert _run(out, "--iters", "12", "--log-every", "1") == 0
+    cfg = TrainConfig.load(out)
+    sched = cfg.schedule()
+    assert cfg.discrete_warmup is not None and 0 < cfg.discrete_warmup < 12
+    recs = _metrics(out)
+    assert len(recs) == 12
+    for r in recs:
+        t = r["t"]
+        np.testing.assert_array_equal(r["betas"], sched.betas(t))
+        assert r["relieved"] == sched.relieved(t)
+        assert r["discrete_on"] == sched.discrete_on(t)
+        if sched.discrete_on(t):
+            assert r["class_counts"] is not None
+            assert len(r["class_counts"]) == cfg.num_classes and sum(r["class_counts"]) == 8
+        else:
+            assert r["class_counts"] is None
+    assert recs[0]["relieved"] < recs[-1]["relieved"]
+
+
+def test_resume_is_bitwise_identical(tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["--iters", "12", "--log-every", "1", "--checkpoint-every", "100",
+            "--set", "fresh_optimizer_per_stage=True"]
+    assert _run(full, *args) == 0
+    assert _run(part, *args, "--stop-at", "7") == 0
+    assert "stopped after 7" in capsys.readouterr().out
+    assert RunDir(part).load_checkpoint()["t"] == 7
+    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu"]) == 0
+    a, b = _params(full), _params(part)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ma, mb = _metrics(full), _metrics(part)
+    assert [r["t"] for r in mb] == list(range(12))
+    assert [r["loss"] for r in ma] == [r["loss"] for r in mb]
+
+
+def test_keyboard_interrupt_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["--iters", "10", "--checkpoint-every", "100"]
+    assert _run(full, *args) == 0
+    real = train.discrete_mod.training_codes
+    calls = {"n": 0}
+
+    def codes(*a, **kw):  # interrupt mid-update t=4, after its batch and z were drawn
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train.discrete_mod, "training_codes", codes)
+    assert _run(part, *args) == train.EXIT_INTERRUPTED
+    assert "interrupted after 4 updates" in capsys.readouterr().out
+    assert RunDir(part).load_checkpoint()["t"] == 4
+    assert json.loads((part / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(train.discrete_mod, "training_codes", real)
+    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu"]) == 0
+    a, b = _params(full), _params(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    real = vae_mod.VAE.loss_terms
+    calls = {"n": 0}
+
+    def loss_terms(self, *a, **kw):
+        terms = real(self, *a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 7:  # update t = 6
+            terms["recon"] = terms["recon"] * float("nan")
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(vae_mod.VAE, "loss_terms", loss_terms)
+    code = _run(out, "--iters", "10", "--checkpoint-every", "4", "--log-every", "1")
+    assert code == train.EXIT_NONFINITE
+    text = capsys.readouterr().out
+    assert "t=6" in text and "non-finite recon" in text
+    ck = RunDir(out).load_checkpoint()
+    assert ck["t"] == 4
+    for v in ck["model"].values():
+        assert torch.isfinite(v).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "non-finite" and "t=6" in summary["message"]
+    assert max(r["t"] for r in _metrics(out)) == 5
+
+
+def test_dsprites_lazy_and_overrides(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = train.main(["--dataset", "dsprites", "--lazy-data", "--set", "batch_size=4",
+                       "--set", "latent_dim=3", "--iters", "3", "--no-progress",
+                       "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "procedural" in text.lower()
+    cfg = TrainConfig.load(out)
+    assert cfg.latent_dim == 3 and cfg.dataset == "dsprites"
+    assert json.loads((out / "run.json").read_text())["image_size"] == 64
+
+
+def test_bad_override_and_existing_run(tmp_path):
+    with pytest.raises(SystemExit):
+        _run(tmp_path / "a", "--set", "no_such_field=1")
+    out = tmp_path / "b"
+    assert _run(out, "--iters", "2") == 0
+    with pytest.raises(SystemExit):
+        _run(out, "--iters", "2")
