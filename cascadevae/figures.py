@@ -49,7 +49,7 @@ def figure_indices(num_images: int, count: int, seed: int = FIGURE_SEED) -> np.n
     """``count`` distinct dataset indices from a private numpy generator (fixed per seed)."""
     rng = np.random.default_rng(seed)
     count = min(count, num_images)
-    return np.sort(rng.choice(num_images, size=count, replace=False))
+    return rng.choice(num_images, size=count, replace=False)  # unsorted: any prefix is random
 
 
 class _EvalMode:
