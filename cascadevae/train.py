@@ -14,7 +14,8 @@ One update t (counted from 0, see :mod:`cascadevae.schedule`):
 The run directory (``--out``) gets config.json, run.json, metrics.jsonl, checkpoint.pt and
 summary.json (see :mod:`cascadevae.run_dir`). ``--resume RUN_DIR`` continues a run exactly
 (bitwise on CPU). Ctrl-C writes a checkpoint and exits; a non-finite loss stops the run and
-keeps the last good checkpoint. Figures are out of scope here.
+keeps the last good checkpoint. Every checkpoint also writes figures into RUN_DIR/figures/
+(reconstructions, traversals; see :mod:`cascadevae.figures`) unless ``--no-figures``.
 """
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-at", type=int, metavar="T",
                    help="stop (with a checkpoint, resumable) once T updates are done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true",
+                   help="do not write figures into RUN_DIR/figures/ at each checkpoint")
     return p
 
 
@@ -389,6 +392,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def checkpoint() -> None:
         run.save_checkpoint(trainer.state(wall()))
+        if not args.no_figures:
+            try:
+                from .figures import write_figures
+                write_figures(trainer.model, dataset, run.path / "figures", trainer.t,
+                              image_size=image_size, device=device, model_name=cfg.model)
+            except Exception as exc:  # a figure must never stop a run
+                _say(f"warning: figures at t={trainer.t} failed: {type(exc).__name__}: {exc}")
 
     bar = None
     if not args.no_progress:
