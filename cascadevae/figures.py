@@ -71,19 +71,23 @@ class _EvalMode:
         return False
 
 
-def _codes(model, x: torch.Tensor) -> Optional[torch.Tensor]:
-    """One-hot evaluation codes (B, S), or None for models without a discrete code."""
+def _codes(model, x: torch.Tensor, active: bool = True) -> Optional[torch.Tensor]:
+    """One-hot evaluation codes (B, S), or None for models without a discrete code. Before the
+    discrete warm-up ends (active=False) the decoder has only ever seen all-zero codes, so
+    that is what it gets here too."""
     if not model.has_discrete_code:
         return None
+    if not active:
+        return model.zero_code(x.shape[0], like=x)
     labels = discrete_mod.evaluation_codes(model, x)
     return F.one_hot(labels, model.num_classes).to(x.dtype)
 
 
-def reconstructions(model, x: torch.Tensor) -> np.ndarray:
+def reconstructions(model, x: torch.Tensor, discrete_active: bool = True) -> np.ndarray:
     """sigmoid(decode(mu, evaluation code)) as numpy (B, H, W)."""
     with _EvalMode(model):
         mu, _ = model.encode(x)
-        out = torch.sigmoid(model.decode(mu, _codes(model, x)))
+        out = torch.sigmoid(model.decode(mu, _codes(model, x, discrete_active)))
     return out[:, 0].float().cpu().numpy()
 
 
@@ -104,7 +108,8 @@ class Traversal(NamedTuple):
 
 def continuous_traversal(model, x_one: torch.Tensor, limit: float,
                          steps: int = TRAVERSAL_STEPS,
-                         kl: Optional[np.ndarray] = None) -> Traversal:
+                         kl: Optional[np.ndarray] = None,
+                         discrete_active: bool = True) -> Traversal:
     """Traverse every continuous dim of one image (x_one (1, 1, H, W)) over
     linspace(-limit, limit, steps), other dims at its mu, the code at its evaluation code. All
     m * steps images are decoded in one decoder call."""
@@ -116,7 +121,7 @@ def continuous_traversal(model, x_one: torch.Tensor, limit: float,
         idx = torch.arange(m, device=mu.device)
         z[idx, :, idx] = values                                       # row j: z_j = values
         z = z.reshape(m * steps, m)
-        d = _codes(model, x_one)
+        d = _codes(model, x_one, discrete_active)
         if d is not None:
             d = d.expand(m * steps, -1)
         out = torch.sigmoid(model.decode(z, d))
@@ -182,9 +187,10 @@ def _save_grid(path: Path, grid: np.ndarray, title: str, row_labels: Sequence[st
 
 def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
                   image_size: Optional[int] = None, device=None, model_name: str = "",
-                  seed: int = FIGURE_SEED) -> List[Path]:
+                  seed: int = FIGURE_SEED, discrete_active: bool = True) -> List[Path]:
     """Write the checkpoint figures for iteration t into out_dir (created), each also copied
-    to its undated name. Returns the dated paths."""
+    to its undated name. Returns the dated paths. discrete_active=False (before t_d): decode
+    with all-zero codes, as training does, and skip the discrete traversal."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if device is None:
@@ -204,21 +210,21 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
         shutil.copyfile(path, out / f"{stem}.png")
         written.append(path)
 
-    rec = reconstructions(model, x_rec)
+    rec = reconstructions(model, x_rec, discrete_active)
     save("recon", np.stack([x_rec[:, 0].cpu().numpy(), rec]),
          f"{name} reconstructions, t={t} (top: data, bottom: sigmoid(decode(mu, d)))",
          ["data", "recon"])
 
     kl = mean_kl_per_dim(model, x_all)
     limit = traversal_limit(image_size)
-    trav = continuous_traversal(model, x_all[:1], limit, kl=kl)
+    trav = continuous_traversal(model, x_all[:1], limit, kl=kl, discrete_active=discrete_active)
     save("traversal", trav.images[trav.order],
          f"{name} traversals z_j in [-{limit:g}, {limit:g}], t={t} "
          f"(rows by mean KL over {len(x_all)} images)",
          [f"z{j}  KL={kl[j]:.2f}" for j in trav.order],
          [f"{v:+.1f}" for v in trav.values])
 
-    if model.has_discrete_code:
+    if model.has_discrete_code and discrete_active:
         x_d = x_all[:NUM_DISCRETE]
         grid = discrete_traversal(model, x_d)
         save("discrete", np.concatenate([x_d[None, :, 0].cpu().numpy(), grid]),

@@ -396,7 +396,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             try:
                 from .figures import write_figures
                 write_figures(trainer.model, dataset, run.path / "figures", trainer.t,
-                              image_size=image_size, device=device, model_name=cfg.model)
+                              image_size=image_size, device=device, model_name=cfg.model,
+                              discrete_active=trainer.schedule.discrete_on(max(trainer.t - 1, 0)))
             except Exception as exc:  # a figure must never stop a run
                 _say(f"warning: figures at t={trainer.t} failed: {type(exc).__name__}: {exc}")
 

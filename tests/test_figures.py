@@ -6,6 +6,7 @@ from PIL import Image
 from torch import nn
 
 from cascadevae import figures, train
+from cascadevae.presets import TrainConfig
 
 BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu",
         "--iters", "6", "--checkpoint-every", "3"]
@@ -31,9 +32,14 @@ def test_run_writes_figures_and_no_figures_writes_none(tmp_path):
     assert train.main(BASE + ["--out", str(out)]) == 0
     fig = out / "figures"
     names = sorted(p.name for p in fig.iterdir())
-    stems = ["recon", "traversal", "discrete"]          # the default preset is CascadeVAE
-    expected = sorted([f"{s}_t{t:06d}.png" for s in stems for t in (3, 6)]
-                      + [f"{s}.png" for s in stems])
+    # The default preset is CascadeVAE; the discrete figure appears only at checkpoints after
+    # the (scaled) warm-up t_d, when the decoder has been trained with codes.
+    schedule = TrainConfig.load(out).schedule()
+    expected = [f"{s}_t{t:06d}.png" for s in ("recon", "traversal") for t in (3, 6)]
+    expected += [f"discrete_t{t:06d}.png" for t in (3, 6) if schedule.discrete_on(t - 1)]
+    expected += ["recon.png", "traversal.png"] + (["discrete.png"] if schedule.discrete_on(5) else [])
+    expected = sorted(expected)
+    assert any(n.startswith("discrete_") for n in expected), "the run should reach t_d"
     assert names == expected
     for name in names:
         _png(fig / name)
