@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 import cascadevae_ext as ce
+from _common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = "64x3,64x10,1024x10,4096x100,65536x10,65536x100,65536x1000"
@@ -207,17 +208,8 @@ def fmt_speedup(base, ours):
 
 
 def machine_info(args):
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     info = {
-        "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),

@@ -50,15 +50,7 @@ DEFAULT_JSON = REPO / "benchmarks" / "results" / "data.json"
 BATCH = 64
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _common import cpu_model  # noqa: E402
 
 
 def machine_info() -> dict:

@@ -40,15 +40,7 @@ DEFAULT_SHAPES = ["64x3x4096", "64x10x1024", "256x10x4096"]
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "loglik.json"
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _common import cpu_model  # noqa: E402
 
 
 def machine_info():

@@ -54,6 +54,7 @@ from cascadevae.models import discrete as discrete_mod  # noqa: E402
 from cascadevae.models.vae import Posterior  # noqa: E402
 from cascadevae.presets import get_preset  # noqa: E402
 from cascadevae.train import Trainer  # noqa: E402
+from _common import cpu_model  # noqa: E402
 
 try:
     from ortools.graph.python import min_cost_flow as _mcf
@@ -321,16 +322,7 @@ def matmul_gflops(threads, n=2048, reps=10):
 # ---------------------------------------------------------------------------------------------
 
 def machine_info():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "ortools": ORTOOLS_VERSION,
             "torch_parallel": torch.__config__.parallel_info().splitlines()[:4]}
