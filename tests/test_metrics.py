@@ -1,0 +1,155 @@
+"""Metric sanity tests with known answers, on a tiny synthetic ground-truth dataset whose
+"images" are the factors themselves (so every test runs in well under a second)."""
+import numpy as np
+import pytest
+
+from cascadevae.data.ground_truth import GroundTruthData
+from cascadevae.metrics import (discrete_mutual_information, disentanglement_score,
+                                mutual_information, total_correlation, unsupervised_accuracy)
+
+
+class FactorImages(GroundTruthData):
+    factor_names = ("shape", "scale", "orientation", "x", "y")
+    factor_sizes = (3, 6, 10, 8, 8)
+
+    def images_from_factors(self, factors):
+        f = np.asarray(factors, dtype=np.float32)
+        return f.reshape(len(f), 1, 1, -1)
+
+
+GT = FactorImages()
+FAST = dict(num_votes=200, num_variance_samples=2000)
+
+
+def true_factors(images):
+    return images.reshape(len(images), -1).astype(np.float64)
+
+
+def test_true_factors_score_100_and_random_near_chance():
+    r = disentanglement_score(GT, true_factors, **FAST)
+    assert r["disentanglement_score"] == pytest.approx(100.0)
+    assert r["disentanglement_dim_to_factor"] == [0, 1, 2, 3, 4]
+    assert r["disentanglement_protocol"] == "paper" and r["disentanglement_seed"] == 0
+
+    rng = np.random.default_rng(1)
+    rand = lambda im: rng.standard_normal((len(im), 5))
+    r = disentanglement_score(GT, rand, **FAST)
+    assert r["disentanglement_score"] < 50.0  # chance is 20 (+ majority-vote optimism)
+
+
+def test_constant_dim_and_kl_pruning():
+    # A constant dim has no data variance and is dropped; the score is untouched.
+    rep = lambda im: np.hstack([true_factors(im), np.zeros((len(im), 1))])
+    r = disentanglement_score(GT, rep, **FAST)
+    assert r["disentanglement_active_dims"] == [0, 1, 2, 3, 4]
+    assert r["disentanglement_score"] == pytest.approx(100.0)
+    # A dim pruned by KL cannot vote: x's dim gone, x votes land elsewhere.
+    r = disentanglement_score(GT, true_factors, continuous_kl=[1, 1, 1, 0.05, 1], **FAST)
+    assert r["disentanglement_active_dims"] == [0, 1, 2, 4]
+    assert r["disentanglement_kl_pruning"] is True
+    assert r["disentanglement_score"] < 100.0
+    # An all-constant representation has no active dim and scores 0.
+    r = disentanglement_score(GT, lambda im: np.zeros((len(im), 3)), **FAST)
+    assert r["disentanglement_score"] == 0.0 and r["disentanglement_active_dims"] == []
+    with pytest.raises(ValueError, match="continuous_kl"):
+        disentanglement_score(GT, true_factors, continuous_kl=[1, 1], **FAST)
+
+
+def test_discrete_code_as_gini_dim():
+    def rep(im):
+        f = true_factors(im)
+        return f[:, 1:], f[:, 0].astype(np.int64)  # shape as the discrete code
+    r = disentanglement_score(GT, rep, **FAST)
+    assert r["disentanglement_score"] == pytest.approx(100.0)
+    assert r["disentanglement_dim_to_factor"] == [1, 2, 3, 4, 0]  # index m = the code
+
+
+def test_gini_variance_formula():
+    from cascadevae.metrics.disentanglement import gini_variance
+    codes = np.array([0, 0, 1, 2, 2, 2])
+    n = codes.size
+    brute = sum(codes[p] != codes[q] for p in range(n) for q in range(n)) / (2 * n * (n - 1))
+    assert gini_variance(codes) == pytest.approx(brute)
+
+
+def test_determinism_and_seed():
+    noisy = lambda im: true_factors(im) + np.random.default_rng(len(im)).normal(0, 2, (len(im), 5))
+    a = disentanglement_score(GT, noisy, seed=3, **FAST)
+    b = disentanglement_score(GT, noisy, seed=3, **FAST)
+    assert a == b and a["disentanglement_seed"] == 3
+
+
+def test_disentanglement_lib_protocol():
+    r = disentanglement_score(GT, true_factors, protocol="disentanglement_lib",
+                              num_train_votes=300, num_eval_votes=200, batch=64,
+                              num_variance_samples=2000)
+    assert r["disentanglement_score"] == pytest.approx(100.0)
+    assert r["disentanglement_num_votes"] == [300, 200]
+    with pytest.raises(ValueError, match="protocol"):
+        disentanglement_score(GT, true_factors, protocol="nope")
+
+
+def test_accuracy_permuted_random_and_mappings():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    perm = np.array([2, 0, 1])
+    r = unsupervised_accuracy(y, perm[y])
+    assert r["accuracy_unsupervised"] == 100.0 and r["accuracy_mapping"] == "one_to_one"
+    assert r["accuracy_code_to_class"] == [1, 2, 0]
+    r = unsupervised_accuracy(y, rng.integers(0, 3, 600))
+    assert r["accuracy_unsupervised"] < 45.0
+    # Two codes both mostly class 0: many-to-one may map both to 0, one-to-one may not.
+    y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    c = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    assert unsupervised_accuracy(y, c, mapping="many_to_one")["accuracy_unsupervised"] == 75.0
+    assert unsupervised_accuracy(y, c, mapping="one_to_one")["accuracy_unsupervised"] == 50.0
+    # S != K picks many-to-one by default.
+    assert unsupervised_accuracy(y, np.arange(8))["accuracy_mapping"] == "many_to_one"
+
+
+def test_accuracy_bad_inputs():
+    with pytest.raises(ValueError, match="same length"):
+        unsupervised_accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="integers"):
+        unsupervised_accuracy([0.5, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="num_classes"):
+        unsupervised_accuracy([0, 3], [0, 1], num_classes=3)
+    with pytest.raises(ValueError, match="mapping"):
+        unsupervised_accuracy([0, 1], [0, 1], mapping="greedy")
+
+
+def test_total_correlation_independent_vs_correlated():
+    rng = np.random.default_rng(0)
+    n = 1000
+    mu = rng.standard_normal((n, 3))
+    std = np.full((n, 3), 0.5)
+    # Independent means, broad posteriors: q(z) is close to factorised. The estimator's bias
+    # here (finite mixture, see the docstring) is a few hundredths of a nat.
+    tc_ind = total_correlation(mu, std, dataset_size=n)["tc_estimate"]
+    assert abs(tc_ind) < 0.1
+    # z_k = mu + 0.5 eps_k (k = 1..3): Gaussian with correlation 0.8, true TC =
+    # -0.5 log det R = -0.5 log(0.2^2 * 2.6) ~ 1.13 nats (the estimate here is ~1.36).
+    mu_c = np.repeat(mu[:, :1], 3, axis=1)
+    tc_cor = total_correlation(mu_c, std, dataset_size=n)["tc_estimate"]
+    assert tc_cor > 1.0
+    with pytest.raises(ValueError, match="dataset_size"):
+        total_correlation(mu, std, dataset_size=10)
+    with pytest.raises(ValueError, match="std"):
+        total_correlation(mu, -std, dataset_size=n)
+
+
+def test_mutual_information():
+    rng = np.random.default_rng(0)
+    n = 500
+    mu = np.hstack([np.zeros((n, 1)), rng.standard_normal((n, 1))])
+    std = np.hstack([np.ones((n, 1)), np.full((n, 1), 0.01)])
+    r = mutual_information(mu, std, n)
+    ignore, informative = r["mi_per_dim"]
+    assert ignore == pytest.approx(0.0, abs=1e-9)
+    assert 2.0 < informative <= np.log(n) + 1e-6
+    codes = np.repeat([0, 1, 2], 10)
+    assert discrete_mutual_information(codes)["mi_discrete"] == pytest.approx(np.log(3))
+    p = np.full((6, 3), 1 / 3)
+    assert discrete_mutual_information(probs=p)["mi_discrete"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="exactly one"):
+        discrete_mutual_information()
