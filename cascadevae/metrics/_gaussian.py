@@ -23,7 +23,8 @@ def check_mu_std(mu, std, dataset_size):
 
 
 def log_weights(n_batch, dataset_size):
-    """Chen et al. (2018) minibatch-weighted-sampling importance weights for q(z_i): the
+    """Importance weights for q(z_i) in the style of Chen et al.'s (2018) minibatch stratified
+    sampling (an approximation of their exact stratified scheme, not their MWS 1/(N M)): the
     posterior that generated z_i gets 1/N, each of the other M-1 gets (N-1)/(N(M-1)). They sum
     to 1, so (inside the log) the estimate of q(z_i) is unbiased; with M = N it is the exact
     mixture (1/N) sum_j q(z|x_j)."""
@@ -37,7 +38,7 @@ def log_weights(n_batch, dataset_size):
 def log_q_terms(z, mu, std, dataset_size, chunk=256):
     """For samples z (n, m) with z_i drawn from posterior i, returns
     (log q(z_i|x_i) per dim (n, m), log q(z_i) joint (n,), log q(z_ij) marginals (n, m)),
-    the aggregate-posterior terms estimated with the minibatch-weighted weights."""
+    the aggregate-posterior terms estimated with the minibatch importance weights."""
     n, m = mu.shape
     logw = log_weights(n, dataset_size)
     log_std = np.log(std)

@@ -4,15 +4,16 @@ import numpy as np
 
 from ._gaussian import check_mu_std, log_q_terms
 
-ESTIMATORS = ("minibatch_weighted",)
+ESTIMATORS = ("minibatch_importance",)
 
 
-def total_correlation(mu, std, *, dataset_size, estimator="minibatch_weighted",
+def total_correlation(mu, std, *, dataset_size, estimator="minibatch_importance",
                       num_samples=1, seed=0):
     """Estimate TC(z) in nats from posteriors of n data points (a minibatch of a dataset of
     ``dataset_size`` = N points; pass N = n when mu/std cover the whole dataset).
 
-    Estimator ``"minibatch_weighted"`` (Chen et al., 2018, beta-TCVAE, MWS): draw z_i ~ q(z|x_i)
+    Estimator ``"minibatch_importance"`` (after Chen et al., 2018, beta-TCVAE; its weights are
+    those of their minibatch *stratified* sampling, not the 1/(N n) of their MWS): draw z_i ~ q(z|x_i)
     (``num_samples`` draws per point), estimate log q(z_i) and each log q(z_ij) as
     logsumexp_j [log q(z_i|x_j) + log w_ij] with the importance weights w (own posterior 1/N,
     each other (N-1)/(N(n-1)); they sum to one), and average
