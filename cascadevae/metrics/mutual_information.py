@@ -7,7 +7,7 @@ from ._gaussian import check_mu_std, log_q_terms
 
 def mutual_information(mu, std, dataset_size, *, num_samples=1, seed=0):
     """Per-dimension I(x; z_j) = E_x E_{q(z_j|x)}[log q(z_j|x) - log q(z_j)] in nats, with
-    log q(z_j) estimated exactly as in :func:`total_correlation` (minibatch-weighted importance
+    log q(z_j) estimated exactly as in :func:`total_correlation` (minibatch importance
     weights, log space; with n = N it is the plug-in mixture of the N posteriors, so each
     estimate lies in [0, log N] up to Monte Carlo noise). A dim whose posterior ignores x
     (identical posteriors for all x) gives exactly 0.
