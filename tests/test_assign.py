@@ -506,3 +506,29 @@ def test_interpreter_exits_cleanly_after_copying_inputs():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+
+
+# ---- very many classes -------------------------------------------------------------------------
+
+
+def test_many_classes_use_lemon_or_refuse_clearly():
+    """Past 6000 classes the condensed-graph solvers would need gigabytes of S x S tables:
+    they refuse by name, auto switches to LEMON, and the O(S^3) certificate refuses too."""
+    rng = np.random.default_rng(7)
+    u = rng.random((5, 7000))
+    for method in ("ssp", "warm"):
+        with pytest.raises(ValueError, match="S = 7000"):
+            ce.assign(u, 0.01, method)
+    if HAVE_LEMON:
+        assert ce.resolve_method(u, 0.01) == "lemon"
+        labels, prices = ce.assign(u, 0.01, return_prices=True)
+        assert ce.check_prices(u, 0.01, labels, prices)
+        # each item alone in its best class: no penalty, every score maximal
+        assert ce.objective(u, 0.01, labels) == pytest.approx(u.max(axis=1).sum())
+    else:
+        with pytest.raises(ValueError, match="liblemon-dev"):
+            ce.assign(u, 0.01)
+    with pytest.raises(ValueError, match="check_prices"):
+        ce.is_optimal(u[:, :5000], 0.01, np.zeros(5, dtype=np.int64))
+    with pytest.raises(ValueError, match="check_prices"):
+        ce.dual_prices(u[:, :5000], 0.01, np.zeros(5, dtype=np.int64))

@@ -93,4 +93,11 @@ bool check_prices(const Scores<T>& u, double lam, const int64_t* labels, const d
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// The condensed-graph solvers keep a few S x S tables (about 50 S^2 bytes per thread): past
+// this many classes that is gigabytes, so "ssp" and "warm" refuse and "auto" uses LEMON.
+constexpr int64_t kMaxCondensedClasses = 6000;
+// is_optimal / dual_prices run Floyd-Warshall, O(S^3): past this many classes it would take
+// minutes; check_prices (O(nS)) is the certificate to use there.
+constexpr int64_t kMaxCertifyClasses = 4096;
+
 }  // namespace cvae

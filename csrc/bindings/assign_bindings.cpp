@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -98,6 +99,35 @@ py::array_t<int64_t> labels_view(py::handle obj, int64_t n, int64_t S) {
   return l;
 }
 
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+// Picks LEMON for "auto" when S is too large for the condensed-graph solvers; refuses those
+// solvers by name with the reason.
+Method fit_method_to_classes(Method m, int64_t S) {
+  if (S <= kMaxCondensedClasses) return m;
+  std::string why = "u has S = " + std::to_string(S) + " classes; the condensed-graph solvers keep S x S tables (about " +
+                    gib(50.0 * static_cast<double>(S) * static_cast<double>(S)) + " per thread), so they stop at S = " +
+                    std::to_string(kMaxCondensedClasses);
+  if (m == Method::Auto) {
+    if (lemon_available()) return Method::Lemon;
+    throw py::value_error(why + ", and this build has no LEMON for larger S (apt-get install liblemon-dev, then reinstall)");
+  }
+  if (m == Method::SSP || m == Method::Warm) throw py::value_error(why + ": use method=\"lemon\"");
+  return m;
+}
+
+void require_certifiable(int64_t S) {
+  if (S > kMaxCertifyClasses)
+    throw py::value_error("u has S = " + std::to_string(S) + " classes: the negative-cycle test is O(S^3) and would take "
+                          "minutes past S = " + std::to_string(kMaxCertifyClasses) +
+                          "; certify with check_prices(u, lam, labels, prices) instead, O(nS), using the prices "
+                          "from assign(..., return_prices=True)");
+}
+
 Method method_arg(const std::string& name) {
   try {
     return parse_method(name);
@@ -119,7 +149,7 @@ void solve_all(const ScoresView& v, double lam, Method m, int64_t* labels, doubl
 py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& method, bool return_prices, int num_threads) {
   ScoresView v = scores_view(u_obj, true);
   double lam = as_nonnegative_real(lam_obj, "lam");
-  Method m = method_arg(method);
+  Method m = fit_method_to_classes(method_arg(method), v.S);
   if (m == Method::Lemon && !lemon_available())
     throw py::value_error(
         "method=\"lemon\" needs the LEMON graph library, which this build of cascadevae_ext was compiled "
@@ -194,8 +224,9 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       "resolve_method",
       [](py::handle u_obj, py::handle lam_obj, const std::string& method) {
         double lam = as_nonnegative_real(lam_obj, "lam");
-        Method m = method_arg(method);
+        Method requested = method_arg(method);
         return with_problem(u_obj, [&](const ScoresView& v, auto p) -> std::string {
+          Method m = fit_method_to_classes(requested, v.S);
           if (m != Method::Auto) return method_name(m);
           if (v.n == 0) return method_name(Method::SSP);
           return method_name(choose_method(p, lam));
@@ -221,6 +252,7 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+          require_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
           py::gil_scoped_release release;
@@ -238,6 +270,7 @@ items along a cycle of classes improves the objective by more than atol
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+          require_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
           py::array_t<double> prices(v.S);
