@@ -239,8 +239,20 @@ class CascadeSchedule(_Base):
         return self.beta_high, self.beta_low
 
 
+class _StaticSchedule(_Base):
+    """Schedules whose betas never change: one stage, no boundaries."""
+
+    def stage(self, t: int) -> int:
+        _check_t(t)
+        return 0
+
+    def is_stage_boundary(self, t: int) -> bool:
+        _check_t(t)
+        return False
+
+
 @dataclass(frozen=True)
-class ConstantSchedule(_Base):
+class ConstantSchedule(_StaticSchedule):
     """One beta on every dim for the whole run: beta-VAE, and CascadeVAE-D (alternating
     discrete step after discrete_warmup (t_d), no cascade). No dim is ever "relieved"."""
 
@@ -254,14 +266,6 @@ class ConstantSchedule(_Base):
         _set(self, "latent_dim", _check_int(self.latent_dim, "latent_dim (m)", 1))
         _set(self, "beta", _check_beta(self.beta, "beta"))
         _set(self, "discrete_warmup", _check_warmup(self.discrete_warmup))
-
-    def stage(self, t: int) -> int:
-        _check_t(t)
-        return 0
-
-    def is_stage_boundary(self, t: int) -> bool:
-        _check_t(t)
-        return False
 
     def relieved(self, t: int) -> int:
         _check_t(t)
@@ -279,7 +283,7 @@ class ConstantSchedule(_Base):
 
 
 @dataclass(frozen=True)
-class AnchorSchedule(_Base):
+class AnchorSchedule(_StaticSchedule):
     """AnchorVAE (Gao et al., 2018): beta_low (beta_l) on a fixed set of anchor dims and
     beta_high (beta_h) on the rest, for the whole run; nothing changes over time."""
 
@@ -311,14 +315,6 @@ class AnchorSchedule(_Base):
             raise ValueError(f"anchor_dims {list(dims)} has duplicates")
         _set(self, "anchor_dims", tuple(sorted(dims)))
         _set(self, "discrete_warmup", _check_warmup(self.discrete_warmup))
-
-    def stage(self, t: int) -> int:
-        _check_t(t)
-        return 0
-
-    def is_stage_boundary(self, t: int) -> bool:
-        _check_t(t)
-        return False
 
     def relieved(self, t: int) -> int:
         _check_t(t)
