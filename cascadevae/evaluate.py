@@ -20,30 +20,47 @@ images), the first ``max_images`` of it; dSprites: ``max_images`` images drawn u
 replacement from the whole grid (seeded; the score samples its own images); Chairs (unlabelled,
 no test split): ``max_images`` images drawn from the whole set.
 
-Checkpoint selection: the final checkpoint is reported (``selection: "final checkpoint"``).
-Choosing the best checkpoint by label-based accuracy is not offered here: it would use the
-labels that the unsupervised metrics are meant to be blind to.
+Checkpoint selection. By default the final checkpoint is reported (``selection: "final
+checkpoint"``, eval.json). ``--all-checkpoints`` also evaluates every checkpoint the run kept
+(``python -m cascadevae.train --keep-checkpoints``) into eval_history.json. The official code
+kept the checkpoint with the best ground-truth score; that label-based selection is offered
+only by name, ``--best-by-label``: it picks, among the kept checkpoints, the one with the best
+disentanglement score (dSprites) or unsupervised accuracy (labelled sets) and writes it to
+eval_best_by_label.json (``selection: "best checkpoint by label"``), never to eval.json, so
+``python -m cascadevae.report`` cannot mix the two in one table.
+
+Figures (RUN_DIR/figures/, unless ``--no-figures``): ``eval_traversal.png`` (rows sorted by the
+evaluated I(x; z_j), highest first), ``eval_recon.png``, ``eval_discrete.png`` and, when the
+run logged the information monitor, ``information.png`` (I(x; z_j) over iterations, relief
+points marked).
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from . import data as data_mod
-from .metrics import (disentanglement_score, mutual_information, total_correlation,
-                      unsupervised_accuracy)
+from .metrics import (discrete_mutual_information, disentanglement_score, mutual_information,
+                      total_correlation, unsupervised_accuracy)
 from .models import ModelConfig, build_model
 from .models import discrete as discrete_mod
 from .run_dir import RunDir, atomic_write_json
 
 EVAL_FILE = "eval.json"
+HISTORY_FILE = "eval_history.json"
+BEST_BY_LABEL_FILE = "eval_best_by_label.json"
+SELECTION_FINAL = "final checkpoint"
+SELECTION_BEST = "best checkpoint by label"
 LABELLED = ("mnist", "mnist5k", "fashion-mnist")
+#: MI and TC cost O(n^2 m); above this many evaluation images a seeded subset is used for them
+MI_TC_MAX_POINTS = 10000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,9 +69,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model(run: RunDir, device: torch.device):
-    """(model in eval mode on ``device``, checkpoint dict) from RUN_DIR/checkpoint.pt."""
-    ckpt = run.load_checkpoint(map_location=device)
+def load_model(run: RunDir, device: torch.device, path=None):
+    """(model in eval mode on ``device``, checkpoint dict) from RUN_DIR/checkpoint.pt or the
+    checkpoint file ``path``."""
+    ckpt = run.load_checkpoint(map_location=device, path=path)
     model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
@@ -70,10 +88,15 @@ def load_eval_data(info: Dict[str, Any], data_dir, max_images: int, seed: int):
     name = _canonical(info["dataset"])
     data_dir = data_dir if data_dir is not None else info.get("data_dir")
     rng = np.random.default_rng(seed)
+    if max_images is None:
+        max_images = sys.maxsize
     if name.startswith("dsprites"):
         options = {"lazy": True} if info.get("lazy_data") and name != "dsprites-real" else {}
         ds = data_mod.load(name, data_dir=data_dir, **options)
         n = min(int(max_images), len(ds))
+        if n == len(ds):
+            shape = ds.factors_from_index(np.arange(n))[:, 0].astype(np.int64)
+            return ds, np.arange(n), shape, "full grid", "shape factor"
         idx = np.sort(rng.choice(len(ds), size=n, replace=False))
         shape = ds.factors_from_index(idx)[:, 0].astype(np.int64)
         return ds, idx, shape, "full grid", "shape factor"
@@ -125,23 +148,31 @@ def make_represent(model, device: torch.device, chunk: int = 500):
 
 
 def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
-                 batch: int = 100, max_images: int = 10000, device="cpu",
-                 num_variance_samples: int = 10000, progress: bool = True) -> Dict[str, Any]:
-    """Evaluate RUN_DIR's final checkpoint; returns the eval.json dict (see module doc).
+                 batch: int = 100, max_images: Optional[int] = 10000, device="cpu",
+                 num_variance_samples: int = 10000, progress: bool = True,
+                 checkpoint=None, eval_data=None,
+                 selection: str = SELECTION_FINAL) -> Dict[str, Any]:
+    """Evaluate RUN_DIR's final checkpoint (or the checkpoint file ``checkpoint``); returns
+    the eval.json dict (see module doc).
 
     ``batch`` is both the encoding batch and the disentanglement score's L (items per vote).
+    ``max_images`` None evaluates the whole dataset (its test split for the labelled sets).
     ``num_variance_samples``: images the score uses for each dim's data variance (paper: the
-    full data; 10000 drawn uniformly by default)."""
+    full data; 10000 drawn uniformly by default). ``eval_data``: the result of
+    :func:`load_eval_data` for this run, to reuse it across checkpoints."""
+    started = time.time()
     run = RunDir(run_dir)
-    if not run.has_checkpoint():
+    if checkpoint is None and not run.has_checkpoint():
         raise FileNotFoundError(f"no checkpoint.pt in {str(run.path)!r}: nothing to evaluate "
                                 "(train the run first: python -m cascadevae.train --out RUN_DIR)")
-    if int(max_images) < 2:
-        raise ValueError(f"max_images must be >= 2, got {max_images}")
+    if max_images is not None and int(max_images) < 2:
+        raise ValueError(f"max_images must be >= 2 (or None for all), got {max_images}")
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     info = run.read_json("run.json")
-    model, ckpt = load_model(run, device)
-    ds, idx, targets, split, target_name = load_eval_data(info, data_dir, max_images, seed)
+    model, ckpt = load_model(run, device, checkpoint)
+    if eval_data is None:
+        eval_data = load_eval_data(info, data_dir, max_images, seed)
+    ds, idx, targets, split, target_name = eval_data
     size = int(ckpt["model_config"]["image_size"])
     if tuple(ds.image_shape[-2:]) != (size, size):
         raise ValueError(f"dataset images are {ds.image_shape}, the model expects {size}x{size}")
@@ -152,19 +183,28 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     out: Dict[str, Any] = {
         "t": int(ckpt["t"]), "dataset": info["dataset"], "dataset_source": ds.source,
         "model": ckpt["model_config"].get("model"), "protocol": "paper",
-        "selection": "final checkpoint",
-        "selection_note": "the final checkpoint is reported; label-based best-checkpoint "
-                          "selection is not offered",
+        "latent_dim": int(ckpt["model_config"]["latent_dim"]),
+        "num_classes": int(ckpt["model_config"].get("num_classes", 0)),
+        "selection": selection,
+        "checkpoint": "checkpoint.pt" if checkpoint is None else str(
+            Path(checkpoint).relative_to(run.path) if Path(checkpoint).is_relative_to(run.path)
+            else checkpoint),
         "eval_split": split, "eval_num_images": n, "seed": int(seed), "device": str(device),
         "kl_per_dim": kl_mean.tolist(), "kl_total": float(kl_mean.sum()),
         "kl_num_images": n,
     }
     # MI / TC: the evaluation images are treated as the whole dataset (dataset_size = n).
-    out.update(mutual_information(enc["mu"], enc["std"], n, seed=seed))
-    out.update(total_correlation(enc["mu"], enc["std"], dataset_size=n, seed=seed))
+    # Their cost is O(n^2 m): past MI_TC_MAX_POINTS a seeded subset of the images is used.
+    sub = np.arange(n)
+    if n > MI_TC_MAX_POINTS:
+        sub = np.sort(np.random.default_rng(seed).choice(n, MI_TC_MAX_POINTS, replace=False))
+    mu, std = enc["mu"][sub], np.maximum(enc["std"][sub], 1e-12)
+    out.update(mutual_information(mu, std, len(sub), seed=seed))
+    out.update(total_correlation(mu, std, dataset_size=len(sub), seed=seed))
     if enc["codes"] is not None:
         S = int(model.num_classes)
         out["code_counts"] = np.bincount(enc["codes"], minlength=S).tolist()
+        out.update(discrete_mutual_information(enc["codes"], num_codes=S))
         if targets is not None:
             K = 3 if target_name == "shape factor" else (
                 ds.num_classes or int(np.max(targets)) + 1)
@@ -176,7 +216,114 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
             batch=batch, seed=seed, continuous_kl=kl_mean,
             num_variance_samples=num_variance_samples))
         out["disentanglement_discrete_dim"] = bool(model.has_discrete_code)
+    out["eval_seconds"] = round(time.time() - started, 2)
     return out
+
+
+def summary_metrics(res: Dict[str, Any]) -> Dict[str, float]:
+    """The headline numbers of an evaluation, as training puts them into summary.json:
+    ``disentanglement_score`` (dSprites) and ``unsupervised_accuracy`` (0-100) where they
+    apply."""
+    out = {}
+    if "disentanglement_score" in res:
+        out["disentanglement_score"] = float(res["disentanglement_score"])
+    if "accuracy_unsupervised" in res:
+        out["unsupervised_accuracy"] = float(res["accuracy_unsupervised"])
+    return out
+
+
+def label_metric(res: Dict[str, Any]) -> Optional[str]:
+    """The label-based number ``--best-by-label`` maximises: the disentanglement score where
+    there is one (dSprites), else the unsupervised accuracy; None when neither applies."""
+    for key in ("disentanglement_score", "accuracy_unsupervised"):
+        if key in res:
+            return key
+    return None
+
+
+def write_evaluation_figures(run_dir, res: Dict[str, Any], device="cpu",
+                             dataset=None) -> None:
+    """The evaluation figures of RUN_DIR's final checkpoint (see the module doc); ``dataset``
+    is the evaluation dataset when already loaded."""
+    from .figures import information_curves, write_figures
+    from .presets import TrainConfig
+
+    run = RunDir(run_dir)
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    info = run.read_json("run.json")
+    model, ckpt = load_model(run, device)
+    ds = dataset if dataset is not None else load_eval_data(info, None, 2, 0)[0]
+    mi = np.asarray(res["mi_per_dim"])
+    write_figures(model, ds, run.path / "figures", int(ckpt["t"]), device=device,
+                  model_name=str(res.get("model", "")), sort_by=mi, sort_name="I(x;z)",
+                  prefix="eval_", dated=False)
+    records = run.read_metrics()
+    if any("mi_per_dim" in r for r in records):
+        information_curves(records, TrainConfig.load(run.path).schedule(),
+                           run.path / "figures" / "information.png",
+                           title=f"{res.get('model')} on {res.get('dataset')}")
+
+
+def write_evaluation(run_dir, *, figures: bool = True, **kwargs) -> Dict[str, Any]:
+    """:func:`evaluate_run` on the final checkpoint, written to RUN_DIR/eval.json, plus the
+    evaluation figures; returns the result."""
+    info = RunDir(run_dir).read_json("run.json")
+    data = load_eval_data(info, kwargs.get("data_dir"), kwargs.get("max_images", 10000),
+                          kwargs.get("seed", 0))
+    res = evaluate_run(run_dir, eval_data=data, **kwargs)
+    atomic_write_json(Path(run_dir) / EVAL_FILE, res)
+    if figures:
+        write_evaluation_figures(run_dir, res, device=kwargs.get("device", "cpu"),
+                                 dataset=data[0])
+    return res
+
+
+def evaluate_history(run_dir, *, progress: bool = True, **kwargs) -> List[Dict[str, Any]]:
+    """:func:`evaluate_run` on every kept checkpoint (RUN_DIR/checkpoints/), oldest first,
+    plus the final checkpoint.pt when it is newer than the last kept one."""
+    from tqdm.auto import tqdm
+
+    run = RunDir(run_dir)
+    paths = list(run.kept_weights())
+    if not paths:
+        raise FileNotFoundError(
+            f"{str(run.path)!r} kept no checkpoints (RUN_DIR/checkpoints/ is empty): train with "
+            "python -m cascadevae.train --keep-checkpoints to evaluate every checkpoint")
+    final_t = int(run.load_checkpoint()["t"]) if run.has_checkpoint() else -1
+    kept_t = int(torch.load(paths[-1], map_location="cpu", weights_only=False)["t"])
+    targets = paths + ([None] if final_t > kept_t else [])
+    info = run.read_json("run.json")
+    data = load_eval_data(info, kwargs.get("data_dir"), kwargs.get("max_images", 10000),
+                          kwargs.get("seed", 0))
+    results = []
+    for path in tqdm(targets, desc="checkpoints", unit="ckpt", disable=not progress):
+        results.append(evaluate_run(run_dir, checkpoint=path, eval_data=data, progress=False,
+                                    selection="each checkpoint", **kwargs))
+    return results
+
+
+def best_by_label(history: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The checkpoint of ``history`` with the best :func:`label_metric` (the earliest on a
+    tie), marked as selected by label."""
+    key = label_metric(history[0]) if history else None
+    if key is None:
+        raise ValueError("best-by-label selection needs a label-based metric (disentanglement "
+                         "score or unsupervised accuracy); this run's evaluation has neither")
+    best = max(history, key=lambda r: (r[key], -r["t"]))
+    return dict(best, selection=SELECTION_BEST, selection_metric=key,
+                selection_candidates=[r["t"] for r in history])
+
+
+def _max_images(text: str) -> Optional[int]:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 or 'all', got {text!r}")
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 or 'all', got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,14 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "then $CASCADEVAE_DATA)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    p.add_argument("--max-images", type=int, default=10000, metavar="N",
-                   help="evaluation images for KL / MI / TC / accuracy (default 10000)")
+    p.add_argument("--max-images", type=_max_images, default=10000, metavar="N",
+                   help="evaluation images for KL / MI / TC / accuracy, or 'all' (default "
+                        f"10000; MI and TC use at most {MI_TC_MAX_POINTS} of them)")
     p.add_argument("--votes", type=int, default=800, metavar="M",
                    help="disentanglement score votes (dSprites; default 800)")
     p.add_argument("--batch", type=int, default=100, metavar="L",
                    help="encoding batch and items per vote (default 100)")
     p.add_argument("--variance-samples", type=int, default=10000, metavar="N",
                    help="images for the score's per-dim data variance (default 10000)")
+    p.add_argument("--all-checkpoints", action="store_true",
+                   help="also evaluate every kept checkpoint (RUN_DIR/checkpoints/, from "
+                        f"train --keep-checkpoints) into {HISTORY_FILE}")
+    p.add_argument("--best-by-label", action="store_true",
+                   help="label-based model selection, as the official code did: write the kept "
+                        "checkpoint with the best disentanglement score / unsupervised accuracy "
+                        f"to {BEST_BY_LABEL_FILE} (implies --all-checkpoints; eval.json stays "
+                        "the final checkpoint)")
+    p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -203,19 +360,10 @@ def _fmt(x) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    run_path = Path(args.run_dir)
-    if not (run_path / "checkpoint.pt").exists():
-        raise SystemExit(f"error: no checkpoint.pt in {str(run_path)!r}: nothing to evaluate "
-                         "(train it first with python -m cascadevae.train --out RUN_DIR)")
-    res = evaluate_run(run_path, data_dir=args.data_dir, seed=args.seed, num_votes=args.votes,
-                       batch=args.batch, max_images=args.max_images, device=args.device,
-                       num_variance_samples=args.variance_samples,
-                       progress=not args.no_progress)
-    atomic_write_json(run_path / EVAL_FILE, res)
+def describe(res: Dict[str, Any]) -> List[str]:
+    """A few printable lines about one evaluation."""
     lines = [f"{res['model']} on {res['dataset']} ({res['eval_split']}, "
-             f"{res['eval_num_images']} images), final checkpoint t={res['t']}",
+             f"{res['eval_num_images']} images), {res['selection']} t={res['t']}",
              f"  mean KL total {_fmt(res['kl_total'])}  MI total {_fmt(res['mi_total'])}  "
              f"TC {_fmt(res['tc_estimate'])} (nats, dataset_size={res['tc_dataset_size']})"]
     if "accuracy_unsupervised" in res:
@@ -225,7 +373,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lines.append(f"  disentanglement score (paper protocol, "
                      f"{res['disentanglement_num_votes']} votes): "
                      f"{res['disentanglement_score']:.2f}")
-    lines.append(f"  wrote {run_path / EVAL_FILE}")
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_path = Path(args.run_dir)
+    if not (run_path / "checkpoint.pt").exists():
+        raise SystemExit(f"error: no checkpoint.pt in {str(run_path)!r}: nothing to evaluate "
+                         "(train it first with python -m cascadevae.train --out RUN_DIR)")
+    common = dict(data_dir=args.data_dir, seed=args.seed, num_votes=args.votes,
+                  batch=args.batch, max_images=args.max_images, device=args.device,
+                  num_variance_samples=args.variance_samples)
+    res = write_evaluation(run_path, figures=not args.no_figures,
+                           progress=not args.no_progress, **common)
+    lines = describe(res) + [f"  wrote {run_path / EVAL_FILE} ({res['eval_seconds']:.1f} s)"]
+    if args.all_checkpoints or args.best_by_label:
+        try:
+            history = evaluate_history(run_path, progress=not args.no_progress, **common)
+        except FileNotFoundError as exc:
+            raise SystemExit(f"error: {exc}")
+        atomic_write_json(run_path / HISTORY_FILE, history)
+        key = label_metric(res)
+        lines.append(f"  {len(history)} checkpoints: " + ", ".join(
+            f"t={r['t']}" + (f" {r[key]:.1f}" if key else "") for r in history))
+        lines.append(f"  wrote {run_path / HISTORY_FILE}")
+        if args.best_by_label:
+            best = best_by_label(history)
+            atomic_write_json(run_path / BEST_BY_LABEL_FILE, best)
+            lines.append(f"  best by label ({best['selection_metric']}): t={best['t']} "
+                         f"{best[best['selection_metric']]:.2f}; wrote "
+                         f"{run_path / BEST_BY_LABEL_FILE} (label-based selection: not "
+                         "comparable with final-checkpoint numbers)")
     print("\n".join(lines))
     return 0
 

@@ -187,10 +187,16 @@ def _save_grid(path: Path, grid: np.ndarray, title: str, row_labels: Sequence[st
 
 def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
                   image_size: Optional[int] = None, device=None, model_name: str = "",
-                  seed: int = FIGURE_SEED, discrete_active: bool = True) -> List[Path]:
+                  seed: int = FIGURE_SEED, discrete_active: bool = True,
+                  sort_by: Optional[np.ndarray] = None, sort_name: str = "KL",
+                  prefix: str = "", dated: bool = True) -> List[Path]:
     """Write the checkpoint figures for iteration t into out_dir (created), each also copied
-    to its undated name. Returns the dated paths. discrete_active=False (before t_d): decode
-    with all-zero codes, as training does, and skip the discrete traversal."""
+    to its undated name. Returns the written paths. discrete_active=False (before t_d): decode
+    with all-zero codes, as training does, and skip the discrete traversal.
+
+    ``sort_by`` (m,): the values that order the traversal rows (highest first) and label them
+    as ``sort_name``, e.g. the evaluated I(x; z_j); None: the mean KL over the fixed images.
+    ``prefix`` is put before each file name; ``dated=False`` writes only the undated names."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if device is None:
@@ -205,9 +211,14 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
     written: List[Path] = []
 
     def save(stem, grid, title, rows, cols=None):
-        path = out / f"{stem}_t{t:06d}.png"
-        _save_grid(path, grid, title, rows, cols)
-        shutil.copyfile(path, out / f"{stem}.png")
+        stem = prefix + stem
+        if not dated:
+            path = out / f"{stem}.png"
+            _save_grid(path, grid, title, rows, cols)
+        else:
+            path = out / f"{stem}_t{t:06d}.png"
+            _save_grid(path, grid, title, rows, cols)
+            shutil.copyfile(path, out / f"{stem}.png")
         written.append(path)
 
     rec = reconstructions(model, x_rec, discrete_active)
@@ -215,13 +226,19 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
          f"{name} reconstructions, t={t} (top: data, bottom: sigmoid(decode(mu, d)))",
          ["data", "recon"])
 
-    kl = mean_kl_per_dim(model, x_all)
+    if sort_by is None:
+        key = mean_kl_per_dim(model, x_all)
+        how = f"rows by mean KL over {len(x_all)} images"
+    else:
+        key = np.asarray(sort_by, dtype=np.float64)
+        if key.shape != (model.latent_dim,):
+            raise ValueError(f"sort_by must have shape ({model.latent_dim},), got {key.shape}")
+        how = f"rows by {sort_name}, highest first"
     limit = traversal_limit(image_size)
-    trav = continuous_traversal(model, x_all[:1], limit, kl=kl, discrete_active=discrete_active)
+    trav = continuous_traversal(model, x_all[:1], limit, kl=key, discrete_active=discrete_active)
     save("traversal", trav.images[trav.order],
-         f"{name} traversals z_j in [-{limit:g}, {limit:g}], t={t} "
-         f"(rows by mean KL over {len(x_all)} images)",
-         [f"z{j}  KL={kl[j]:.2f}" for j in trav.order],
+         f"{name} traversals z_j in [-{limit:g}, {limit:g}], t={t} ({how})",
+         [f"z{j}  {sort_name}={key[j]:.2f}" for j in trav.order],
          [f"{v:+.1f}" for v in trav.values])
 
     if model.has_discrete_code and discrete_active:
@@ -231,3 +248,51 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
              f"{name} discrete code k, z = mu of each image, t={t} (top row: data)",
              ["data"] + [f"d={k}" for k in range(model.num_classes)])
     return written
+
+
+def information_curves(records: Sequence[dict], schedule, path: Union[str, os.PathLike],
+                       title: str = "") -> Optional[Path]:
+    """I(x; z_j) over iterations, one curve per continuous dim (the paper's Figures 5, 9 and
+    11), from the ``mi_per_dim`` entries the training loop's information monitor logged into
+    metrics.jsonl; I(x; d) as a dashed black curve when logged. Each dim's relief iteration
+    (from ``schedule.relief_iterations()``) is a dotted vertical line in the dim's colour, and
+    t_d (the discrete step's start) a grey one. Returns the path, or None when no record has
+    ``mi_per_dim``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    recs = [r for r in records if "mi_per_dim" in r]
+    if not recs:
+        return None
+    # updates done at the measurement: a record of update t is logged after it, at t + 1
+    t = np.array([r["t"] + 1 for r in recs])
+    mi = np.array([r["mi_per_dim"] for r in recs])
+    fig = Figure(figsize=(7.5, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = [f"C{j % 10}" for j in range(mi.shape[1])]
+    for j in range(mi.shape[1]):
+        ax.plot(t, mi[:, j], color=colours[j], lw=1.4, label=f"z{j}")
+    reliefs = tuple(getattr(schedule, "relief_iterations", lambda: ())())
+    for j, at in enumerate(reliefs):
+        if at is not None and at <= t.max() and j < len(colours):
+            ax.axvline(at, color=colours[j], ls=":", lw=1.0)
+    disc = [(ti, r["mi_discrete"]) for ti, r in zip(t, recs) if "mi_discrete" in r]
+    if disc:
+        ax.plot(*zip(*disc), color="black", ls="--", lw=1.4, label="d")
+    t_d = getattr(schedule, "discrete_warmup", None)
+    if t_d is not None and t_d <= t.max():
+        ax.axvline(t_d, color="0.5", ls="-.", lw=1.0, label="t_d")
+    ax.set_xlabel("iteration (updates done)")
+    ax.set_ylabel("I(x; z_j) estimate (nats)")
+    ax.set_ylim(bottom=0.0)
+    ax.set_title((title + ": " if title else "") + "information per latent dim "
+                 "(dotted: that dim's relief)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, path)
+    return path

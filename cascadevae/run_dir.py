@@ -6,7 +6,11 @@ Layout::
     RUN_DIR/run.json         dataset name and source, image size, device, command line
     RUN_DIR/metrics.jsonl    one JSON object per logged iteration
     RUN_DIR/checkpoint.pt    the latest good checkpoint (written atomically)
-    RUN_DIR/summary.json     written when a run ends (finished, interrupted or stopped)
+    RUN_DIR/summary.json     written when a run ends (finished, interrupted or stopped); with
+                             the final evaluation's ``metrics`` when training ran it
+    RUN_DIR/checkpoints/     with ``--keep-checkpoints``: t0001000.pt, ... the weights of every
+                             checkpoint (no optimizer or RNG state: for evaluation, not resume)
+    RUN_DIR/eval.json        ``python -m cascadevae.evaluate`` (final checkpoint)
 
 Checkpoints are written to a temporary file in the same directory and moved into place with
 ``os.replace``, so a crash mid-write never leaves a truncated ``checkpoint.pt``.
@@ -30,6 +34,7 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
+WEIGHTS_DIR = "checkpoints"
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
@@ -138,7 +143,26 @@ class RunDir:
         _atomic_write_bytes(self.checkpoint_path, lambda fh: torch.save(state, fh))
         return self.checkpoint_path
 
-    def load_checkpoint(self, map_location: Optional[Any] = "cpu") -> Dict[str, Any]:
-        if not self.has_checkpoint():
-            raise FileNotFoundError(f"no checkpoint in {str(self.path)!r}")
-        return torch.load(self.checkpoint_path, map_location=map_location, weights_only=False)
+    def save_weights(self, state: Dict[str, Any]) -> Path:
+        """Keep the weights of the checkpoint ``state`` as checkpoints/tTTTTTTT.pt (atomic):
+        ``t``, ``model``, ``model_config`` and ``config``, what evaluation needs."""
+        folder = self.path / WEIGHTS_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"t{int(state['t']):08d}.pt"
+        keep = {k: state[k] for k in ("t", "model", "model_config", "config")}
+        _atomic_write_bytes(path, lambda fh: torch.save(keep, fh))
+        return path
+
+    def kept_weights(self):
+        """The kept checkpoints' paths, oldest first."""
+        folder = self.path / WEIGHTS_DIR
+        return sorted(folder.glob("t*.pt")) if folder.is_dir() else []
+
+    def load_checkpoint(self, map_location: Optional[Any] = "cpu",
+                        path: Optional[PathLike] = None) -> Dict[str, Any]:
+        """checkpoint.pt, or the checkpoint file ``path`` (e.g. one of :meth:`kept_weights`)."""
+        path = self.checkpoint_path if path is None else Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint in {str(self.path)!r}" if path ==
+                                    self.checkpoint_path else f"no checkpoint file {str(path)!r}")
+        return torch.load(path, map_location=map_location, weights_only=False)

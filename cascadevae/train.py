@@ -51,6 +51,8 @@ DATASET_CHOICES: Dict[str, tuple] = {
 _IMAGE_SIZE = {"dsprites": 64, "chairs": 64, "mnist": 32, "fashion-mnist": 32}
 
 DEFAULT_LOG_EVERY, DEFAULT_CHECKPOINT_EVERY = 100, 5000
+DEFAULT_MI_IMAGES = 500
+MI_POINTS_PER_RUN = 25
 EXIT_OK, EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_USAGE = 0, 3, 130, 2
 
 
@@ -93,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true",
                    help="do not write figures into RUN_DIR/figures/ at each checkpoint")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="also keep every checkpoint's weights in RUN_DIR/checkpoints/ (for "
+                        "python -m cascadevae.evaluate --all-checkpoints)")
+    p.add_argument("--mi-every", type=int, metavar="N",
+                   help="log I(x; z_j) on a fixed image set every N updates (default: about 25 "
+                        "times per run, a multiple of --log-every; 0 turns it off)")
+    p.add_argument("--mi-images", type=int, default=DEFAULT_MI_IMAGES, metavar="N",
+                   help=f"images for the I(x; z_j) monitor (default {DEFAULT_MI_IMAGES})")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the evaluation at the end (eval.json, summary.json's metrics)")
+    p.add_argument("--eval-max-images", type=int, default=10000, metavar="N",
+                   help="evaluation images at the end (default 10000; see cascadevae.evaluate)")
+    p.add_argument("--eval-votes", type=int, default=800, metavar="M",
+                   help="disentanglement score votes at the end (dSprites; default 800)")
     return p
 
 
@@ -294,8 +310,34 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def default_mi_every(iterations: int, log_every: int) -> int:
+    """About ``MI_POINTS_PER_RUN`` monitor points per run, on multiples of ``log_every``."""
+    step = (int(iterations) // MI_POINTS_PER_RUN) // int(log_every) * int(log_every)
+    return max(int(log_every), step)
+
+
+def _final_evaluation(run: RunDir, args: argparse.Namespace,
+                      device: torch.device) -> Optional[Dict[str, Any]]:
+    """Evaluate the final checkpoint as ``python -m cascadevae.evaluate`` does (eval.json and
+    the evaluation figures); returns summary.json's ``metrics``, or None if it failed."""
+    from .evaluate import summary_metrics, write_evaluation
+    _say("evaluating the final checkpoint (skip with --no-eval) ...")
+    try:
+        res = write_evaluation(run.path, device=device, max_images=args.eval_max_images,
+                               num_votes=args.eval_votes, progress=not args.no_progress,
+                               figures=not args.no_figures)
+    except Exception as exc:  # the trained run is intact; evaluation can be redone
+        _say(f"warning: evaluation failed: {type(exc).__name__}: {exc}; run "
+             f"python -m cascadevae.evaluate {run.path}")
+        return None
+    metrics = summary_metrics(res)
+    _say("  " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    return metrics
+
+
 def _summary(run: RunDir, trainer: Trainer, status: str, last: Optional[Dict[str, Any]],
-             source: str, wall: float, message: str = "") -> None:
+             source: str, wall: float, message: str = "",
+             metrics: Optional[Dict[str, float]] = None) -> None:
     final = None
     if last is not None:
         final = {k: last[k] for k in ("t", "loss", "recon", "kl", "kl_per_dim", "relieved",
@@ -303,7 +345,8 @@ def _summary(run: RunDir, trainer: Trainer, status: str, last: Optional[Dict[str
     run.write_json("summary.json", {
         "status": status, "message": message, "iterations": trainer.t,
         "target_iterations": trainer.cfg.iterations, "final": final,
-        "wall_seconds": wall, "dataset_source": source})
+        "wall_seconds": wall, "dataset_source": source, "metrics": metrics,
+        "eval_file": None if metrics is None else "eval.json"})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -333,6 +376,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.log_every = info.get("log_every")
         if args.checkpoint_every is None:
             args.checkpoint_every = info.get("checkpoint_every")
+        if args.mi_every is None:
+            args.mi_every = info.get("mi_every")
+        if "mi_images" in info:
+            args.mi_images = info["mi_images"]
+        args.keep_checkpoints = args.keep_checkpoints or bool(info.get("keep_checkpoints"))
         notes: List[str] = []
     else:
         try:
@@ -349,6 +397,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     args.log_every = args.log_every or DEFAULT_LOG_EVERY
     args.checkpoint_every = args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY
+    if args.mi_every is None:
+        args.mi_every = default_mi_every(cfg.iterations, args.log_every)
+    if args.mi_every < 0 or args.mi_images < 2:
+        parser.error(f"--mi-every must be >= 0 (got {args.mi_every}) and --mi-images >= 2 "
+                     f"(got {args.mi_images})")
     for note in notes:
         _say(note)
     dataset = load_dataset(data_name, data_dir, lazy)
@@ -375,6 +428,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "data_dir": None if data_dir is None else os.fspath(data_dir),
             "lazy_data": bool(lazy), "device": str(device), "log_every": args.log_every,
             "checkpoint_every": args.checkpoint_every, "preset": args.preset,
+            "mi_every": args.mi_every, "mi_images": args.mi_images,
+            "keep_checkpoints": bool(args.keep_checkpoints),
             "command": "python -m cascadevae.train " + shlex.join(argv),
             "model_config": trainer.model_config.to_dict(),
             "schedule": trainer.schedule.to_dict()})
@@ -390,14 +445,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def wall() -> float:
         return trainer.elapsed + (time.time() - start_wall)
 
+    monitor = None
+    if args.mi_every:
+        from .monitor import InformationMonitor
+        monitor = InformationMonitor(dataset, device, num_images=args.mi_images)
+
     def checkpoint() -> None:
-        run.save_checkpoint(trainer.state(wall()))
+        state = trainer.state(wall())
+        run.save_checkpoint(state)
+        if args.keep_checkpoints:
+            run.save_weights(state)
         if not args.no_figures:
             try:
-                from .figures import write_figures
+                from .figures import information_curves, write_figures
                 write_figures(trainer.model, dataset, run.path / "figures", trainer.t,
                               image_size=image_size, device=device, model_name=cfg.model,
                               discrete_active=trainer.schedule.discrete_on(max(trainer.t - 1, 0)))
+                if monitor is not None:
+                    information_curves(run.read_metrics(), trainer.schedule,
+                                       run.path / "figures" / "information.png",
+                                       title=f"{cfg.model} on {data_name}")
             except Exception as exc:  # a figure must never stop a run
                 _say(f"warning: figures at t={trainer.t} failed: {type(exc).__name__}: {exc}")
 
@@ -419,7 +486,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     if rec["class_counts"] is not None:
                         post["classes"] = "/".join(map(str, rec["class_counts"]))
                     bar.set_postfix(post, refresh=False)
-                if done % args.log_every == 0 or done == end or done == seg_start_t + 1:
+                measure = monitor is not None and (done % args.mi_every == 0 or done == end)
+                if measure:
+                    rec.update(monitor.measure(trainer.model, bool(rec["discrete_on"])))
+                if (measure or done % args.log_every == 0 or done == end
+                        or done == seg_start_t + 1):
                     run.append_metrics(dict(rec, seconds=round(wall(), 3)))
                 if done % args.checkpoint_every == 0 or done == end:
                     checkpoint()
@@ -447,7 +518,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = (f"stopped after {trainer.t} updates (--stop-at); resume with: "
                    f"python -m cascadevae.train --resume {run.path}")
         _say(message)
-    _summary(run, trainer, status, last, dataset.source, wall(), message)
+    metrics = None
+    if status == "finished" and not args.no_eval:
+        metrics = _final_evaluation(run, args, device)
+    _summary(run, trainer, status, last, dataset.source, wall(), message, metrics)
     if status == "finished":
         seg = trainer.t - seg_start_t
         _say(f"done: {trainer.t} updates ({seg / max(time.time() - start_wall, 1e-9):.1f} it/s "

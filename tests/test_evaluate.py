@@ -8,7 +8,7 @@ from cascadevae import evaluate, train
 from cascadevae.presets import TrainConfig
 
 COMMON = ["--set", "batch_size=8", "--no-progress", "--no-figures", "--device", "cpu",
-          "--iters", "6", "--checkpoint-every", "3"]
+          "--iters", "6", "--checkpoint-every", "3", "--mi-every", "0", "--no-eval"]
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +64,46 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         evaluate.main([str(tmp_path / "empty")])
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         evaluate.evaluate_run(tmp_path / "empty")
+
+
+def test_all_checkpoints_and_best_by_label(tmp_path, capsys):
+    out = _train(tmp_path / "run", "--dataset", "mnist5k", "--keep-checkpoints")
+    capsys.readouterr()
+    assert evaluate.main([str(out), "--max-images", "100", "--no-progress", "--no-figures",
+                          "--best-by-label"]) == 0
+    text = capsys.readouterr().out
+    assert "best by label" in text
+    final = json.loads((out / "eval.json").read_text())
+    history = json.loads((out / "eval_history.json").read_text())
+    best = json.loads((out / "eval_best_by_label.json").read_text())
+    assert final["selection"] == "final checkpoint" and final["t"] == 6
+    assert [r["t"] for r in history] == [3, 6]
+    assert all(r["selection"] == "each checkpoint" for r in history)
+    assert best["selection"] == "best checkpoint by label"
+    assert best["selection_metric"] == "accuracy_unsupervised"
+    assert best["accuracy_unsupervised"] == max(r["accuracy_unsupervised"] for r in history)
+    assert best["selection_candidates"] == [3, 6]
+    # the final evaluation does not depend on whether the history was asked for
+    assert history[-1]["accuracy_unsupervised"] == final["accuracy_unsupervised"]
+
+
+def test_all_checkpoints_needs_kept_weights(tmp_path):
+    out = _train(tmp_path / "run", "--dataset", "mnist5k")
+    with pytest.raises(SystemExit, match="--keep-checkpoints"):
+        evaluate.main([str(out), "--max-images", "50", "--no-progress", "--no-figures",
+                       "--all-checkpoints"])
+
+
+def test_max_images_all_and_figures(tmp_path):
+    out = _train(tmp_path / "run", "--dataset", "mnist5k")
+    res = evaluate.write_evaluation(out, max_images=None, progress=False)
+    assert res["eval_num_images"] == 1000  # the whole MNIST-5k test split
+    assert res["mi_num_points"] == 1000 and sum(res["code_counts"]) == 1000
+    assert (out / "figures" / "eval_traversal.png").exists()
+    with pytest.raises(SystemExit):
+        evaluate.main([str(out), "--max-images", "1"])
+
+
+def test_best_by_label_needs_a_label_metric():
+    with pytest.raises(ValueError, match="label-based metric"):
+        evaluate.best_by_label([{"t": 1, "tc_estimate": 0.1}])

@@ -9,6 +9,7 @@ from cascadevae import figures, train
 from cascadevae.presets import TrainConfig
 
 BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu",
+        "--mi-every", "0", "--no-eval",
         "--iters", "6", "--checkpoint-every", "3"]
 
 
@@ -115,3 +116,17 @@ def test_limits_and_indices_are_fixed():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(state, np.random.get_state()[1])
     assert len(set(a.tolist())) == 12
+
+
+def test_information_curves(tmp_path):
+    from cascadevae.schedule import CascadeSchedule
+
+    sched = CascadeSchedule(3, 10.0, 1.0, 10, discrete_warmup=20)
+    recs = [{"t": t, "loss": 1.0} for t in range(0, 40, 5)]
+    assert figures.information_curves(recs, sched, tmp_path / "none.png") is None
+    for i, r in enumerate(recs):
+        r["mi_per_dim"] = [0.1 * i, 0.05 * i, 0.0]
+        if r["t"] >= 20:
+            r["mi_discrete"] = 0.9
+    path = figures.information_curves(recs, sched, tmp_path / "info.png", title="test")
+    assert path == tmp_path / "info.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,8 @@ from cascadevae.models import vae as vae_mod
 from cascadevae.presets import TrainConfig
 from cascadevae.run_dir import RunDir
 
-BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu"]
+BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu",
+        "--mi-every", "0", "--no-eval"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,7 @@ def test_resume_is_bitwise_identical(tmp_path, capsys):
     assert _run(part, *args, "--stop-at", "7") == 0
     assert "stopped after 7" in capsys.readouterr().out
     assert RunDir(part).load_checkpoint()["t"] == 7
-    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu"]) == 0
+    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu", "--no-eval"]) == 0
     a, b = _params(full), _params(part)
     assert a.keys() == b.keys()
     for k in a:
@@ -110,7 +111,7 @@ def test_keyboard_interrupt_checkpoints_and_resumes(tmp_path, monkeypatch, capsy
     assert RunDir(part).load_checkpoint()["t"] == 4
     assert json.loads((part / "summary.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(train.discrete_mod, "training_codes", real)
-    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu"]) == 0
+    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu", "--no-eval"]) == 0
     a, b = _params(full), _params(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -146,7 +147,7 @@ def test_dsprites_lazy_and_overrides(tmp_path, capsys):
     out = tmp_path / "run"
     code = train.main(["--dataset", "dsprites", "--lazy-data", "--set", "batch_size=4",
                        "--set", "latent_dim=3", "--iters", "3", "--no-progress",
-                       "--device", "cpu", "--out", str(out)])
+                       "--device", "cpu", "--out", str(out), "--mi-every", "0", "--no-eval"])
     assert code == 0
     text = capsys.readouterr().out
     assert "procedural" in text.lower()
@@ -162,3 +163,42 @@ def test_bad_override_and_existing_run(tmp_path):
     assert _run(out, "--iters", "2") == 0
     with pytest.raises(SystemExit):
         _run(out, "--iters", "2")
+
+
+def test_monitor_logs_information_and_training_ends_with_evaluation(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = train.main(["--preset", "mnist", "--dataset", "mnist5k", "--set", "batch_size=8",
+                       "--no-progress", "--device", "cpu", "--out", str(out), "--iters", "8",
+                       "--log-every", "4",
+                       "--checkpoint-every", "4", "--mi-every", "2", "--mi-images", "30",
+                       "--keep-checkpoints", "--eval-max-images", "60"])
+    assert code == 0
+    assert "evaluating the final checkpoint" in capsys.readouterr().out
+    cfg = TrainConfig.load(out)
+    recs = _metrics(out)
+    measured = [r for r in recs if "mi_per_dim" in r]
+    assert [r["t"] + 1 for r in measured] == [2, 4, 6, 8]
+    for r in measured:
+        assert len(r["mi_per_dim"]) == cfg.latent_dim
+        # Monte Carlo noise can take an uninformative dim slightly below 0
+        assert all(-0.05 <= v <= np.log(30) + 0.5 for v in r["mi_per_dim"])
+        # preset mnist has t_d = 0: the code is active, I(x; d) = H(d) <= log S
+        assert 0.0 <= r["mi_discrete"] <= np.log(cfg.num_classes) + 1e-9
+    # kept weights, one per checkpoint, each loadable on its own
+    kept = RunDir(out).kept_weights()
+    assert [p.name for p in kept] == ["t00000004.pt", "t00000008.pt"]
+    assert RunDir(out).load_checkpoint(path=kept[0])["t"] == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval_file"] == "eval.json"
+    assert set(summary["metrics"]) == {"unsupervised_accuracy"}
+    res = json.loads((out / "eval.json").read_text())
+    assert summary["metrics"]["unsupervised_accuracy"] == res["accuracy_unsupervised"]
+    assert res["t"] == 8 and res["eval_num_images"] == 60
+    for name in ("information.png", "eval_traversal.png", "eval_recon.png", "eval_discrete.png"):
+        assert (out / "figures" / name).stat().st_size > 1000, name
+
+
+def test_default_monitor_interval():
+    assert train.default_mi_every(300000, 100) == 12000
+    assert train.default_mi_every(2000, 100) == 100   # never more often than the log
+    assert train.default_mi_every(10, 1) == 1
