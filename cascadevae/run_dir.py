@@ -54,9 +54,13 @@ def _atomic_write_bytes(path: Path, write) -> None:
         raise
 
 
-def atomic_write_json(path: PathLike, obj: Any) -> None:
-    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file moved into place."""
     _atomic_write_bytes(Path(path), lambda fh: fh.write(data))
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def rng_states() -> Dict[str, Any]:
