@@ -61,6 +61,8 @@ SELECTION_BEST = "best checkpoint by label"
 LABELLED = ("mnist", "mnist5k", "fashion-mnist")
 #: MI and TC cost O(n^2 m); above this many evaluation images a seeded subset is used for them
 MI_TC_MAX_POINTS = 10000
+#: images per forward pass when encoding the evaluation images (not the score's L)
+ENCODE_BATCH = 500
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,7 +128,7 @@ def encode_all(model, images_fn, indices: np.ndarray, batch: int, device: torch.
         stds.append(model.posterior_std(scale).double().cpu().numpy())
         kls.append(model.kl_per_item_dim(mu, scale).double().cpu().numpy())
         if model.has_discrete_code:
-            codes.append(discrete_mod.evaluation_codes(model, x).cpu().numpy())
+            codes.append(discrete_mod.evaluation_codes(model, x, mu=mu).cpu().numpy())
     return {"mu": np.concatenate(mus), "std": np.concatenate(stds), "kl": np.concatenate(kls),
             "codes": np.concatenate(codes).astype(np.int64) if codes else None}
 
@@ -139,9 +141,10 @@ def make_represent(model, device: torch.device, chunk: int = 500):
         zs, cs = [], []
         for s in range(0, len(images), chunk):
             x = torch.as_tensor(np.asarray(images[s:s + chunk], dtype=np.float32), device=device)
-            zs.append(model.encode(x)[0].double().cpu().numpy())
+            mu = model.encode(x)[0]
+            zs.append(mu.double().cpu().numpy())
             if model.has_discrete_code:
-                cs.append(discrete_mod.evaluation_codes(model, x).cpu().numpy())
+                cs.append(discrete_mod.evaluation_codes(model, x, mu=mu).cpu().numpy())
         z = np.concatenate(zs)
         return (z, np.concatenate(cs).astype(np.int64)) if model.has_discrete_code else z
     return represent
@@ -155,7 +158,7 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     """Evaluate RUN_DIR's final checkpoint (or the checkpoint file ``checkpoint``); returns
     the eval.json dict (see module doc).
 
-    ``batch`` is both the encoding batch and the disentanglement score's L (items per vote).
+    ``batch`` is the disentanglement score's L (items per vote).
     ``max_images`` None evaluates the whole dataset (its test split for the labelled sets).
     ``num_variance_samples``: images the score uses for each dim's data variance (paper: the
     full data; 10000 drawn uniformly by default). ``eval_data``: the result of
@@ -177,7 +180,7 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     if tuple(ds.image_shape[-2:]) != (size, size):
         raise ValueError(f"dataset images are {ds.image_shape}, the model expects {size}x{size}")
 
-    enc = encode_all(model, ds.images, idx, batch, device, progress=progress)
+    enc = encode_all(model, ds.images, idx, ENCODE_BATCH, device, progress=progress)
     n = int(len(idx))
     kl_mean = enc["kl"].mean(axis=0)
     out: Dict[str, Any] = {
@@ -340,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--votes", type=int, default=800, metavar="M",
                    help="disentanglement score votes (dSprites; default 800)")
     p.add_argument("--batch", type=int, default=100, metavar="L",
-                   help="encoding batch and items per vote (default 100)")
+                   help="items per vote of the disentanglement score (default 100)")
     p.add_argument("--variance-samples", type=int, default=10000, metavar="N",
                    help="images for the score's per-dim data variance (default 10000)")
     p.add_argument("--all-checkpoints", action="store_true",

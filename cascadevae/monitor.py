@@ -63,8 +63,9 @@ class InformationMonitor:
                 mus.append(mu.double().cpu().numpy())
                 stds.append(model.posterior_std(scale).double().cpu().numpy())
                 if model.has_discrete_code and discrete_active and s < self.num_code_images:
-                    x = x[:self.num_code_images - s]
-                    codes.append(discrete_mod.evaluation_codes(model, x).cpu().numpy())
+                    k = self.num_code_images - s
+                    codes.append(discrete_mod.evaluation_codes(
+                        model, x[:k], mu=mu[:k]).cpu().numpy())
         finally:
             model.train(was_training)
         mu, std = np.concatenate(mus), np.concatenate(stds)

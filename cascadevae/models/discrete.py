@@ -96,12 +96,15 @@ def training_codes(model: VAE, x: torch.Tensor, z: torch.Tensor, discrete_active
 
 
 @torch.no_grad()
-def evaluation_codes(model: VAE, x: torch.Tensor, *, return_u: bool = False):
+def evaluation_codes(model: VAE, x: torch.Tensor, *, return_u: bool = False,
+                     mu: Optional[torch.Tensor] = None):
     """Evaluation-time codes, as the official code assigns them: z = mu (no sampling) and
     d_i = argmax_k log p(x_i | mu_i, e_k), per item, without the pairwise lambda' term (the
     batch-level class-size penalty is a training regulariser, not part of inference).
+    ``mu``: the posterior means of x when already computed (saves an encoder pass).
     Returns labels (B,) int64 on the model's device, and u (B, S) if ``return_u``."""
-    mu, _ = model.encode(x)
+    if mu is None:
+        mu, _ = model.encode(x)
     u = code_loglik(model, x, mu)
     labels = u.argmax(dim=1).to(mu.device)
     return (labels, u) if return_u else labels

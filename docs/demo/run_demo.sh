@@ -14,10 +14,10 @@ set -euo pipefail
 OUT=${1:-runs/demo}
 JOBS=${2:-2}
 MNIST_ITERS=${MNIST_ITERS:-3000}
-DSPRITES_ITERS=${DSPRITES_ITERS:-3000}
+DSPRITES_ITERS=${DSPRITES_ITERS:-2000}
 MNIST_SEEDS=${MNIST_SEEDS:-"1 2 3"}
 DSPRITES_SEEDS=${DSPRITES_SEEDS:-"1 2"}
-MODELS=${MODELS:-"beta-vae cascade-c cascade"}
+MODELS=${MODELS:-"cascade cascade-c beta-vae"}
 mkdir -p "$OUT"
 
 # model -> extra arguments, per dataset. MNIST: the paper's MNIST networks and settings
@@ -39,13 +39,16 @@ dsprites_args() {
   esac
 }
 
+# seed-major order, so that whole seeds (every model) finish first
 cmds=()
-for model in $MODELS; do
-  for seed in $MNIST_SEEDS; do
-    cmds+=("mnist5k/$model-s$seed|$(mnist_args "$model") --dataset mnist5k --iters $MNIST_ITERS --seed $seed")
-  done
-  for seed in $DSPRITES_SEEDS; do
-    cmds+=("dsprites/$model-s$seed|$(dsprites_args "$model") --dataset dsprites --iters $DSPRITES_ITERS --seed $seed")
+for seed in $(printf '%s\n' $MNIST_SEEDS $DSPRITES_SEEDS | sort -un); do
+  for model in $MODELS; do
+    case " $MNIST_SEEDS " in *" $seed "*)
+      cmds+=("mnist5k/$model-s$seed|$(mnist_args "$model") --dataset mnist5k --iters $MNIST_ITERS --seed $seed") ;;
+    esac
+    case " $DSPRITES_SEEDS " in *" $seed "*)
+      cmds+=("dsprites/$model-s$seed|$(dsprites_args "$model") --dataset dsprites --iters $DSPRITES_ITERS --seed $seed") ;;
+    esac
   done
 done
 
