@@ -40,7 +40,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .evaluate import EVAL_FILE
+from .evaluate import BEST_BY_LABEL_FILE, EVAL_FILE, SELECTION_BEST, SELECTION_FINAL
 from .presets import MODELS, PRESETS, TrainConfig
 from .run_dir import CONFIG_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_bytes, atomic_write_json
 
@@ -58,9 +58,9 @@ class Selection(NamedTuple):
 
 
 SELECTIONS = {
-    "final": Selection("final", EVAL_FILE, "final checkpoint", ""),
-    "best-by-label": Selection("best-by-label", "eval_best_by_label.json",
-                               "best checkpoint by label", "_best_by_label"),
+    "final": Selection("final", EVAL_FILE, SELECTION_FINAL, ""),
+    "best-by-label": Selection("best-by-label", BEST_BY_LABEL_FILE, SELECTION_BEST,
+                               "_best_by_label"),
 }
 
 
@@ -100,7 +100,7 @@ class ReportError(ValueError):
 
 def evaluate_command(selection: Selection) -> str:
     cmd = "python -m cascadevae.evaluate RUN_DIR"
-    return cmd if selection.option == "final" else f"{cmd} (its best-by-label selection)"
+    return cmd if selection.option == "final" else f"{cmd} --best-by-label"
 
 
 # ---- finding and reading runs ---------------------------------------------------------------

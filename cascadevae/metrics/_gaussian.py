@@ -23,11 +23,11 @@ def check_mu_std(mu, std, dataset_size):
 
 
 def log_weights(n_batch, dataset_size):
-    """Importance weights for q(z_i) in the style of Chen et al.'s (2018) minibatch stratified
-    sampling (an approximation of their exact stratified scheme, not their MWS 1/(N M)): the
-    posterior that generated z_i gets 1/N, each of the other M-1 gets (N-1)/(N(M-1)). They sum
-    to 1, so (inside the log) the estimate of q(z_i) is unbiased; with M = N it is the exact
-    mixture (1/N) sum_j q(z|x_j)."""
+    """Log importance weights (M, M) for q(z_i) from a batch of M of N data points: the
+    posterior that generated z_i gets 1/N, each of the other M-1 gets (N-1)/(N(M-1)) (neither
+    Chen et al.'s MWS nor their MSS; see :func:`total_correlation`). They sum to 1, so (inside
+    the log) the estimate of q(z_i) is unbiased; with M = N it is the exact mixture
+    (1/N) sum_j q(z|x_j)."""
     own = -np.log(dataset_size)
     other = np.log(dataset_size - 1) - np.log(dataset_size) - np.log(n_batch - 1)
     w = np.full((n_batch, n_batch), other)

@@ -12,12 +12,16 @@ def total_correlation(mu, std, *, dataset_size, estimator="minibatch_importance"
     """Estimate TC(z) in nats from posteriors of n data points (a minibatch of a dataset of
     ``dataset_size`` = N points; pass N = n when mu/std cover the whole dataset).
 
-    Estimator ``"minibatch_importance"`` (after Chen et al., 2018, beta-TCVAE; its weights are
-    those of their minibatch *stratified* sampling, not the 1/(N n) of their MWS): draw z_i ~ q(z|x_i)
-    (``num_samples`` draws per point), estimate log q(z_i) and each log q(z_ij) as
-    logsumexp_j [log q(z_i|x_j) + log w_ij] with the importance weights w (own posterior 1/N,
-    each other (N-1)/(N(n-1)); they sum to one), and average
-    log q(z_i) - sum_j log q(z_ij). Everything is in log space.
+    Estimator ``"minibatch_importance"`` (in the spirit of Chen et al., 2018, beta-TCVAE, but
+    neither of their two weightings exactly): draw z_i ~ q(z|x_i) (``num_samples`` draws per
+    point), estimate log q(z_i) and each log q(z_ij) as logsumexp_j [log q(z_i|x_j) + log w_ij]
+    with the importance weights w: the posterior that generated z_i gets 1/N and each of the
+    n - 1 others (N-1)/(N(n-1)), i.e. q(z_i) = (1/N) q(z_i|x_i) + (1/N) sum over the N - 1
+    other data points, that sum estimated from the n - 1 others in the batch. The weights sum
+    to one and the estimate of q(z_i) is unbiased for a uniformly drawn batch. (Chen et al.'s
+    MWS weights every posterior 1/(N n); their MSS gives 1/N to the own posterior, one
+    "stratum" weight (N-n+1)/(N(n-1)) to one other and 1/(n-1) to the rest.) The TC estimate
+    is the mean of log q(z_i) - sum_j log q(z_ij). Everything is in log space.
     Note: the form often written log(1/(N n)) sum_j q(z|x_j) uses unnormalised weights; its
     constant offset cancels in a training loss's gradient but not in a reported value, so it is
     not used here.
