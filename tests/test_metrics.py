@@ -48,9 +48,13 @@ def test_constant_dim_and_kl_pruning():
     assert r["disentanglement_active_dims"] == [0, 1, 2, 4]
     assert r["disentanglement_kl_pruning"] is True
     assert r["disentanglement_score"] < 100.0
-    # An all-constant representation has no active dim and scores 0.
+    # An all-constant representation has no active dim and scores chance, 100 / 5.
     r = disentanglement_score(GT, lambda im: np.zeros((len(im), 3)), **FAST)
-    assert r["disentanglement_score"] == 0.0 and r["disentanglement_active_dims"] == []
+    assert r["disentanglement_score"] == 20.0 and r["disentanglement_active_dims"] == []
+    r = disentanglement_score(GT, lambda im: np.zeros((len(im), 3)), protocol=
+                              "disentanglement_lib", num_train_votes=500, num_eval_votes=500,
+                              num_variance_samples=2000)
+    assert 14.0 < r["disentanglement_score"] < 26.0
     with pytest.raises(ValueError, match="continuous_kl"):
         disentanglement_score(GT, true_factors, continuous_kl=[1, 1], **FAST)
 
@@ -153,3 +157,58 @@ def test_mutual_information():
     assert discrete_mutual_information(probs=p)["mi_discrete"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="exactly one"):
         discrete_mutual_information()
+
+
+class _FactorSpy:
+    """Procedural dSprites whose "representation" is the true factors of the images it just
+    rendered (every image the score sees is rendered here, in order)."""
+
+    def __init__(self, ds):
+        self.ds, self.last = ds, None
+        self.num_factors = ds.num_factors
+
+    def sample_factors(self, n, rng):
+        return self.ds.sample_factors(n, rng)
+
+    def images_from_factors(self, factors):
+        self.last = np.asarray(factors, dtype=np.float64)
+        return self.ds.images_from_factors(factors)
+
+    def represent(self, images):
+        assert self.last is not None and len(self.last) == len(images)
+        return self.last
+
+
+def test_procedural_dsprites_true_factors_random_and_constant(tmp_path, monkeypatch):
+    from cascadevae import data
+
+    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+    spy = _FactorSpy(data.load("dsprites-procedural", lazy=True))
+    small = dict(num_votes=100, num_variance_samples=1000, votes_per_call=20)
+    r = disentanglement_score(spy, spy.represent, **small)
+    assert r["disentanglement_score"] >= 99.0
+    rng = np.random.default_rng(0)
+    r = disentanglement_score(spy, lambda im: rng.standard_normal((len(im), 5)), **small)
+    assert r["disentanglement_score"] < 50.0
+    r = disentanglement_score(spy, lambda im: np.ones((len(im), 5)), **small)
+    assert r["disentanglement_score"] == 20.0
+
+
+def test_score_invariant_to_permuting_and_rescaling_dims():
+    # a noisy, partly entangled representation, so the score is not trivially 100
+    mix = np.array([[1, 0, 0, 0, 0], [0, 1, .6, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, .8],
+                    [0, 0, 0, 0, 1], [.5, .5, 0, 0, 0]], dtype=np.float64).T
+
+    def base(im):
+        f = true_factors(im)
+        noise = np.random.default_rng(len(im) + int(f.sum())).standard_normal((len(im), 6))
+        return f @ mix + 3.0 * noise
+
+    perm, scale = np.array([3, 5, 0, 2, 4, 1]), np.array([10.0, 0.01, 3.0, 1e3, 0.5, 7.0])
+    a = disentanglement_score(GT, base, **FAST)
+    b = disentanglement_score(GT, lambda im: base(im)[:, perm] * scale[perm], **FAST)
+    assert 20.0 < a["disentanglement_score"] < 100.0
+    assert b["disentanglement_score"] == pytest.approx(a["disentanglement_score"])
+    # the classifier moves with the dims: dim perm[j] of a is dim j of b
+    assert b["disentanglement_dim_to_factor"] == [a["disentanglement_dim_to_factor"][p]
+                                                  for p in perm]

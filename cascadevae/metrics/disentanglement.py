@@ -79,8 +79,10 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
         (0.1). That KL is not visible from z, so it is passed as ``continuous_kl`` (m,); with
         ``continuous_kl=None`` no KL pruning is done (reported as
         ``disentanglement_kl_pruning: False``). The discrete code is never KL-pruned.
-      * Any dim whose data variance v_j is 0 is dropped too (it cannot be normalised and votes
-        for nothing); a constant representation therefore scores 0 (no active dim).
+      * Any dim whose data variance v_j is 0 is dropped too (it cannot be normalised). With no
+        active dim at all (a constant representation) every vote lands on one "no dim"
+        class, the majority-vote classifier predicts one factor, and the score is chance:
+        100 x the largest share of one factor among the votes (20 for 5 factors in turn).
       * v_j, the appendix's "variance over the full data" (footnote 3), is estimated from
         ``num_variance_samples`` (default 10000) uniformly drawn items, not all 737,280.
       * ``num_votes`` M = 800 votes, factors taken in turn (k = i mod K: 160 per factor for
@@ -143,10 +145,11 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
     if protocol == "paper":
         M = int(num_votes)
         result["disentanglement_num_votes"] = M
-        if not active.any():
-            result.update(disentanglement_score=0.0, disentanglement_dim_to_factor=[-1] * n_dims)
-            return result
         ks = np.arange(M) % K
+        if not active.any():
+            result.update(disentanglement_score=100.0 * np.bincount(ks, minlength=K).max() / M,
+                          disentanglement_dim_to_factor=[-1] * n_dims)
+            return result
         V = table(ks, _votes(ground_truth, represent, ks, batch, rng, global_var, active,
                              votes_per_call))
         result["disentanglement_score"] = 100.0 * V.max(axis=1).sum() / M
@@ -154,11 +157,14 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
         return result
 
     result["disentanglement_num_votes"] = [int(num_train_votes), int(num_eval_votes)]
-    if not active.any():
-        result.update(disentanglement_score=0.0, disentanglement_train_score=0.0,
+    k_train = rng.integers(0, K, size=int(num_train_votes))
+    if not active.any():  # one "no dim" class: the classifier predicts the commonest factor
+        k_eval = rng.integers(0, K, size=int(num_eval_votes))
+        top = np.bincount(k_train, minlength=K).argmax()
+        result.update(disentanglement_score=100.0 * np.mean(k_eval == top),
+                      disentanglement_train_score=100.0 * np.mean(k_train == top),
                       disentanglement_dim_to_factor=[-1] * n_dims)
         return result
-    k_train = rng.integers(0, K, size=int(num_train_votes))
     V = table(k_train, _votes(ground_truth, represent, k_train, batch, rng, global_var, active,
                               votes_per_call))
     cls = classifier(V)
