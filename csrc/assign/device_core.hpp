@@ -24,11 +24,7 @@
 #include <cstdint>
 #include <limits>
 
-#if defined(__CUDACC__)
-#define CVAE_HD __host__ __device__
-#else
-#define CVAE_HD
-#endif
+#include "common/host_device.hpp"
 
 namespace cvae::core {
 
