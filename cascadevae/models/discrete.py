@@ -54,13 +54,15 @@ def bernoulli_loglik_torch(logits: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
+                loglik_variant: str = "fast") -> torch.Tensor:
     """u (B, S): log p_theta(x_i | z_i, e_k) for every item and code, from one decoder pass
     over B*S inputs (no encoder pass, no gradient).
 
     The fused native kernel computes u where the logits are (:func:`cascadevae.kernels.
     bernoulli_loglik`): on the CPU for float32 logits, on a CUDA device for float32 or bfloat16
-    logits when the extension has its CUDA kernels; u is then float32 on the logits' device.
+    logits when the extension has its CUDA kernels (``loglik_variant`` picks the CUDA
+    kernel's exp/log: "fast" or "precise"); u is then float32 on the logits' device.
     Otherwise :func:`bernoulli_loglik_torch` computes it with the same formula, in the logits'
     dtype.
     """
@@ -75,7 +77,8 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(cascadevae_ext.bernoulli_loglik(logits, flat_x.float()))
     if (logits.is_cuda and kernels.HAVE_CUDA_KERNELS
             and logits.dtype in (torch.float32, torch.bfloat16)):
-        return kernels.bernoulli_loglik(logits.contiguous(), flat_x.float().contiguous())
+        return kernels.bernoulli_loglik(logits.contiguous(), flat_x.float().contiguous(),
+                                        variant=loglik_variant)
     return bernoulli_loglik_torch(logits, flat_x)
 
 
