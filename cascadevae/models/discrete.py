@@ -40,7 +40,8 @@ def all_code_inputs(z: torch.Tensor, num_classes: int):
     """z (B, m) -> (z repeated, one-hot codes), both with B*S rows; row b*S + k pairs item b
     with code k."""
     batch = z.shape[0]
-    z_rep = z.repeat_interleave(num_classes, dim=0)
+    # (an expand, not repeat_interleave: nothing here may read a size back from the GPU)
+    z_rep = z.unsqueeze(1).expand(batch, num_classes, z.shape[1]).reshape(batch * num_classes, -1)
     eye = torch.eye(num_classes, device=z.device, dtype=z.dtype)
     codes = eye.expand(batch, num_classes, num_classes).reshape(batch * num_classes, num_classes)
     return z_rep, codes
