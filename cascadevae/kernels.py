@@ -27,7 +27,7 @@ the worst score there. A CUDA training step checks its loss on the device instea
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ NO_CUDA_MESSAGE = "this build of cascadevae_ext has no CUDA kernels (built witho
 #: ``variant`` of the CUDA likelihood kernel: "fast" (hardware exp2/log2, default) or "precise"
 #: (the CPU kernel's float32 routines).
 LOGLIK_VARIANTS = ("fast", "precise")
-_CPU_METHODS = ("ssp", "warm", "lemon", "device_core")
+_CPU_METHODS = ("cpu", "ssp", "warm", "lemon", "device_core")
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -140,8 +140,9 @@ def assign(u: ArrayLike, lam, method: str = "auto", *, return_prices: bool = Fal
     int64 tensor. CUDA tensor, ``method`` "auto" or "device": the CUDA kernel (int64 labels on
     u's device, no host sync); "device" raises where the kernel cannot run (no CUDA kernels in
     this build, problem too large for shared memory), "auto" then solves on the CPU with a copy
-    each way (a host sync). CUDA tensor with a CPU method ("ssp", "warm", "lemon",
-    "device_core"): that solver on a host copy, labels back on u's device (a host sync).
+    each way (a host sync). CUDA tensor with a CPU method ("cpu": the CPU's "auto", or "ssp",
+    "warm", "lemon", "device_core"): that solver on a host copy, labels back on u's device (a
+    host sync).
     lam must be a Python number (or CPU scalar) for CUDA input.
     """
     device = _same_device(u=u)
@@ -149,6 +150,7 @@ def assign(u: ArrayLike, lam, method: str = "auto", *, return_prices: bool = Fal
         if method == "device":
             raise ValueError("method=\"device\" runs the CUDA kernel and needs u on a CUDA device; "
                              "u is on the CPU (use method=\"auto\" there)")
+        method = "auto" if method == "cpu" else method
         out = _ext.assign(u, lam, method, return_prices=return_prices, num_threads=num_threads)
         if not torch.is_tensor(u):
             return out
@@ -169,7 +171,7 @@ def assign(u: ArrayLike, lam, method: str = "auto", *, return_prices: bool = Fal
                              "method=\"auto\" (solves it on the CPU, with a host sync) or u.cpu()")
         host_method = "auto"
     elif method in _CPU_METHODS:
-        host_method = method
+        host_method = "auto" if method == "cpu" else method
     else:
         raise ValueError(f"method = {method!r} is not one of 'auto', 'device', "
                          + ", ".join(repr(m) for m in _CPU_METHODS))

@@ -235,6 +235,7 @@ class SspCore {
       }
       if (w_.count[v] > 0) {
         for (int32_t l = tm_.lane(); l < S; l += step) {
+          if (l == v) continue;  // (the leader is closing v right now)
           double d = base + w_.move[at(v, l)] - w_.pot[l];
           if (w_.open[l] && d < w_.dist[l]) {
             w_.dist[l] = d;
