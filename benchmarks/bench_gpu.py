@@ -240,21 +240,12 @@ def bench_loglik(reps, nominal, copy_gbps):
 
 # ---- 3. training iteration ------------------------------------------------------------------------
 
-class RandomBinaryPool:
-    """Pre-generated binary 64x64 images; sample_batch only indexes them (host numpy)."""
-
-    def __init__(self, n, size, seed=0):
-        rng = np.random.default_rng(seed)
-        self.pool = (rng.random((n, 1, size, size)) < 0.2).astype(np.float32)
-        self.image_shape = self.pool.shape[1:]
-        self.source = "random binary pool"
-
-    def __len__(self):
-        return len(self.pool)
-
-    def sample_batch(self, batch_size, rng):
-        idx = rng.integers(0, len(self.pool), size=batch_size, dtype=np.int64)
-        return self.pool[idx], idx
+def random_binary_images(n, size, seed=0):
+    """Stand-in data: n random binary images in the package's in-memory image dataset (host
+    numpy; sample_batch indexes and converts them, as a real dataset would)."""
+    from cascadevae.data import ArrayImageDataset
+    pixels = (np.random.default_rng(seed).random((n, size, size)) < 0.2).astype(np.uint8) * 255
+    return ArrayImageDataset(pixels, name="random", source="random binary images")
 
 
 def bench_train(iters, warmup):
@@ -263,7 +254,7 @@ def bench_train(iters, warmup):
     from cascadevae.presets import get_preset
     from cascadevae.train import Trainer
 
-    data = RandomBinaryPool(2048, 64)
+    data = random_binary_images(2048, 64)
     cfg = get_preset("dsprites", discrete_warmup=0)
 
     def trainer():

@@ -7,29 +7,21 @@ import numpy as np
 import pytest
 import torch
 
+from cascadevae.data import ArrayImageDataset
 from cascadevae.device_step import DeviceStep
 from cascadevae.presets import get_preset
 from cascadevae.train import Trainer
 
 
-class RandomBinaryPool:
-    def __init__(self, n, size, seed=0):
-        rng = np.random.default_rng(seed)
-        self.pool = (rng.random((n, 1, size, size)) < 0.2).astype(np.float32)
-        self.image_shape = self.pool.shape[1:]
-        self.source = "random binary pool"
-
-    def __len__(self):
-        return len(self.pool)
-
-    def sample_batch(self, batch_size, rng):
-        idx = rng.integers(0, len(self.pool), size=batch_size, dtype=np.int64)
-        return self.pool[idx], idx
+def random_binary_images(n, size, seed=0):
+    """A stand-in dataset: n random binary images (the package's in-memory image dataset)."""
+    pixels = (np.random.default_rng(seed).random((n, size, size)) < 0.2).astype(np.uint8) * 255
+    return ArrayImageDataset(pixels, name="random", source="random binary images")
 
 
 def make_trainer(preset, size, iters=8, **over):
     cfg = get_preset(preset).replace(batch_size=6, **over).scaled(iters)
-    return Trainer(cfg, RandomBinaryPool(64, size), size, torch.device("cpu"))
+    return Trainer(cfg, random_binary_images(64, size), size, torch.device("cpu"))
 
 
 def run_pair(preset, size, iters=8, **over):

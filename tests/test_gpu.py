@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import cascadevae_ext as ce
 from assign_helpers import brute_force, make_instance, objective, tie_heavy
 from cascadevae import kernels
+from cascadevae.data import ArrayImageDataset
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() and kernels.HAVE_CUDA_KERNELS),
@@ -298,19 +299,10 @@ def test_kernels_replay_in_a_cuda_graph():
 
 # ---- the training step -------------------------------------------------------------------------------
 
-class RandomBinaryPool:
-    def __init__(self, n, size, seed=0):
-        rng = np.random.default_rng(seed)
-        self.pool = (rng.random((n, 1, size, size)) < 0.2).astype(np.float32)
-        self.image_shape = self.pool.shape[1:]
-        self.source = "random binary pool"
-
-    def __len__(self):
-        return len(self.pool)
-
-    def sample_batch(self, batch_size, rng):
-        idx = rng.integers(0, len(self.pool), size=batch_size, dtype=np.int64)
-        return self.pool[idx], idx
+def random_binary_images(n, size, seed=0):
+    """A stand-in dataset: n random binary images (the package's in-memory image dataset)."""
+    pixels = (np.random.default_rng(seed).random((n, size, size)) < 0.2).astype(np.uint8) * 255
+    return ArrayImageDataset(pixels, name="random", source="random binary images")
 
 
 ITERS = 14  # dsprites-official scaled to 14 updates: discrete step from t = 4, Adam reset per stage
@@ -320,7 +312,7 @@ def make_trainer():
     from cascadevae.presets import get_preset
     from cascadevae.train import Trainer
     cfg = get_preset("dsprites-official").replace(batch_size=64).scaled(ITERS)
-    return Trainer(cfg, RandomBinaryPool(512, 64), 64, torch.device(DEV))
+    return Trainer(cfg, random_binary_images(512, 64), 64, torch.device(DEV))
 
 
 @pytest.fixture
