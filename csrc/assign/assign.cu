@@ -1,6 +1,7 @@
 // The exact assignment on the GPU: one warp per problem runs device_core.hpp's successive
-// shortest paths with its state in shared memory. Reads u on the device, writes int64 labels
-// on the device, on the caller's stream; the host never waits.
+// shortest paths with its state in shared memory, and the problem's costs too where they fit
+// beside it (n S doubles more). Reads u on the device, writes int64 labels on the device, on
+// the caller's stream; the host never waits.
 #include <cuda_runtime.h>
 
 #include <array>
@@ -76,42 +77,60 @@ struct WarpTeam {
   }
 };
 
-template <typename T>
+// kTable: copy the problem's costs into shared memory first (when they fit beside the state).
+template <typename T, bool kTable>
 __global__ void __launch_bounds__(32) assign_kernel(const T* __restrict__ u, int32_t n, int32_t S, int64_t stride_g,
                                                     int64_t stride_i, int64_t stride_k, double mu,
                                                     int64_t* __restrict__ labels, double* __restrict__ prices) {
   extern __shared__ double core_shared[];
   const int64_t g = blockIdx.x;
-  core::CoreWorkspace ws = core::CoreWorkspace::carve(core_shared, n, S);
   WarpTeam team;
   core::StridedScores<T> scores{u + g * stride_g, stride_i, stride_k};
-  core::SspCore<T, WarpTeam> solver(team, scores, n, S, mu, ws);
-  solver.solve(labels + g * n, prices ? prices + g * S : nullptr);
+  int64_t* out = labels + g * n;
+  double* out_prices = prices ? prices + g * S : nullptr;
+  if constexpr (kTable) {
+    core::CostTable::fill(team, scores, n, S, core_shared);
+    core::CoreWorkspace ws = core::CoreWorkspace::carve(core_shared + static_cast<int64_t>(n) * S, n, S);
+    team.sync();
+    core::SspCore<core::CostTable, WarpTeam>(team, core::CostTable{core_shared, S}, n, S, mu, ws).solve(out, out_prices);
+  } else {
+    core::CoreWorkspace ws = core::CoreWorkspace::carve(core_shared, n, S);
+    core::SspCore<core::StridedScores<T>, WarpTeam>(team, scores, n, S, mu, ws).solve(out, out_prices);
+  }
 }
 
 constexpr int kMaxDevices = 64;
 constexpr int64_t kDefaultSharedBytes = 48 * 1024;  // usable without opting in
 
-// Per device and kernel, the dynamic shared memory the kernel has been allowed so far.
-std::array<std::atomic<int64_t>, kMaxDevices * 2> g_allowed{};
+// Per device and kernel instance, the dynamic shared memory it has been allowed so far.
+std::array<std::atomic<int64_t>, kMaxDevices * 4> g_allowed{};
 
-template <typename T>
+template <typename T, bool kTable>
 void allow_shared(int device, int64_t bytes) {
   if (bytes <= kDefaultSharedBytes) return;
-  std::atomic<int64_t>& allowed = g_allowed[device * 2 + (sizeof(T) == 8)];
+  std::atomic<int64_t>& allowed = g_allowed[device * 4 + 2 * (sizeof(T) == 8) + kTable];
   if (allowed.load() >= bytes) return;
-  check(cudaFuncSetAttribute(assign_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+  check(cudaFuncSetAttribute(assign_kernel<T, kTable>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes)),
         "assign on CUDA: cudaFuncSetAttribute");
   allowed.store(bytes);
 }
 
-template <typename T>
+template <typename T, bool kTable>
 void launch(const AssignArgs& a, int64_t bytes) {
-  allow_shared<T>(a.device, bytes);
-  assign_kernel<T><<<static_cast<unsigned>(a.G), 32, static_cast<size_t>(bytes), reinterpret_cast<cudaStream_t>(a.stream)>>>(
+  allow_shared<T, kTable>(a.device, bytes);
+  assign_kernel<T, kTable><<<static_cast<unsigned>(a.G), 32, static_cast<size_t>(bytes),
+                             reinterpret_cast<cudaStream_t>(a.stream)>>>(
       static_cast<const T*>(a.u), static_cast<int32_t>(a.n), static_cast<int32_t>(a.S), a.stride_g, a.stride_i,
       a.stride_k, 2.0 * a.lam, a.labels, a.prices);
   check(cudaGetLastError(), "assign on CUDA: kernel launch");
+}
+
+template <typename T>
+void launch(const AssignArgs& a, int64_t state_bytes, int64_t limit) {
+  const int64_t with_table = state_bytes + static_cast<int64_t>(core::CostTable::bytes(a.n, a.S));
+  if (with_table <= limit) launch<T, true>(a, with_table);
+  else launch<T, false>(a, state_bytes);
 }
 
 }  // namespace
@@ -148,8 +167,8 @@ void assign(const AssignArgs& a) {
                             ", S = " + std::to_string(a.S) + " needs " + std::to_string(bytes) +
                             " bytes (about 12 S^2 + 12 n), more than the " + std::to_string(limit) +
                             " bytes a block may use on this GPU");
-  if (a.u_double) launch<double>(a, bytes);
-  else launch<float>(a, bytes);
+  if (a.u_double) launch<double>(a, bytes, limit);
+  else launch<float>(a, bytes, limit);
 }
 
 }  // namespace cvae::cuda

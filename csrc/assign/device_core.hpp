@@ -47,6 +47,26 @@ struct StridedScores {
   }
 };
 
+// The costs of one problem, already converted (cost() of StridedScores), n x S row-major: a
+// copy in fast memory, filled once by the team, when it fits beside the workspace. Every
+// insertion reads a row of costs and every rescan a class's rows; from shared memory those
+// reads take tens of cycles instead of a trip to L2 or DRAM.
+struct CostTable {
+  const double* c;
+  int32_t S;
+  CVAE_HD double cost(int32_t i, int32_t k) const { return c[static_cast<int64_t>(i) * S + k]; }
+
+  CVAE_HD static size_t bytes(int64_t n, int64_t S) { return static_cast<size_t>(n * S) * sizeof(double); }
+  // Fills table (n x S doubles) from u, the lanes striding over the elements (coalesced reads
+  // where u is row-major). The caller syncs the team before the table is read.
+  template <typename Team, typename Scores>
+  CVAE_HD static void fill(const Team& team, const Scores& u, int32_t n, int32_t S, double* table) {
+    const int64_t total = static_cast<int64_t>(n) * S;
+    for (int64_t q = team.lane(); q < total; q += team.size())
+      table[q] = u.cost(static_cast<int32_t>(q / S), static_cast<int32_t>(q % S));
+  }
+};
+
 // The per-problem state: pointers into one block of memory (shared memory on the device).
 struct CoreWorkspace {
   double* move;     // S x S, row-major: M[k][l]
@@ -114,11 +134,11 @@ struct SerialTeam {
 
 // One problem, solved by one team. Team must provide lane(), size(), leader(), sync() and the
 // reductions min, any, argmin (value, index) and top2, each returning the same result on
-// every lane.
-template <typename T, typename Team>
+// every lane. Scores is StridedScores<T> or CostTable (anything with cost(i, k)).
+template <typename Scores, typename Team>
 class SspCore {
  public:
-  CVAE_HD SspCore(const Team& team, const StridedScores<T>& u, int32_t n, int32_t S, double mu, const CoreWorkspace& ws)
+  CVAE_HD SspCore(const Team& team, const Scores& u, int32_t n, int32_t S, double mu, const CoreWorkspace& ws)
       : tm_(team), u_(u), n_(n), S_(S), mu_(mu), w_(ws) {}
 
   // Labels every item (labels[i] in [0, S)) and, if prices != nullptr, writes the dual class
@@ -327,7 +347,7 @@ class SspCore {
   }
 
   const Team& tm_;
-  StridedScores<T> u_;
+  Scores u_;
   const int32_t n_, S_;
   const double mu_;
   CoreWorkspace w_;
