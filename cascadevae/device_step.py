@@ -18,10 +18,11 @@ on when capture happens. The run's z generator is registered with each graph
 (``CUDAGraph.register_generator_state``, torch >= 2.4 for a generator other than the default),
 so every replay draws fresh noise exactly as the eager step would.
 
-Host synchronisations that remain, all outside the per-update work: :meth:`record` and
-:meth:`first_nonfinite` (when the caller reads), uploading a batch from a pageable numpy array
-is staged through pinned memory (no sync), and a problem too large for the device assignment is
-refused at construction instead of silently synchronising.
+Host synchronisations that remain, none of them in the per-update work: capturing a phase's
+graph (torch synchronises once before a capture), :meth:`record` and :meth:`first_nonfinite`
+(when the caller reads). A batch from a pageable numpy array is staged through pinned memory
+and copied asynchronously, as are new betas. A problem too large for the device assignment is
+refused at construction instead of being solved on the CPU with a sync.
 
 Adam is ``capturable=True``: its step counters live on the device. A "fresh optimizer per stage"
 (``fresh_optimizer_per_stage``) zeroes the Adam state in place, which is what a new Adam
