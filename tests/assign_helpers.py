@@ -14,7 +14,7 @@ import pytest
 
 import cascadevae_ext as ce
 
-METHODS = ("ssp", "warm", "lemon", "auto")
+METHODS = ("ssp", "warm", "lemon", "auto", "device_core")
 HAVE_LEMON = bool(ce.build_info()["lemon"])
 
 

@@ -25,7 +25,7 @@ from assign_helpers import (
     tie_heavy,
 )
 
-CONCRETE_METHODS = ("ssp", "warm", "lemon")
+CONCRETE_METHODS = ("ssp", "warm", "lemon", "device_core")
 
 
 def solve_objective(u, lam, method, **kw):

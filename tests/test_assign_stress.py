@@ -11,7 +11,7 @@ import pytest
 
 import cascadevae_ext as ce
 
-METHODS = ["ssp", "warm", "auto"] + (["lemon"] if ce.build_info()["lemon"] else [])
+METHODS = ["ssp", "warm", "auto", "device_core"] + (["lemon"] if ce.build_info()["lemon"] else [])
 
 
 def instance(rng):

@@ -7,6 +7,11 @@ Training step, for a batch x and ONE sample z ~ q(z | x) shared with the gradien
     d = argmax_d  sum_i u[i, d_i] - lambda' sum_k n_k (n_k - 1)     (exact, min-cost flow)
 
 lambda' here is always the paper's ordered-pair value (what ``cascadevae_ext.assign`` takes).
+
+Both native steps run where the model is (:mod:`cascadevae.kernels`): on a CUDA model the
+likelihood kernel and the exact assignment run on the GPU and u never goes to the host, so the
+step has no host synchronisation (see :mod:`cascadevae.device_step` for a whole training step
+captured as a CUDA graph).
 The appendix's lambda' values are in the official code's unordered-pair convention and must
 be converted exactly once, by ``cascadevae.assignment.lam_from_official``; ModelConfig does
 this in its ``pairwise_lambda`` property, which is the default here.
@@ -19,6 +24,7 @@ import cascadevae_ext
 import torch
 import torch.nn.functional as F
 
+from .. import kernels
 from .vae import VAE
 
 
@@ -34,7 +40,8 @@ def all_code_inputs(z: torch.Tensor, num_classes: int):
     """z (B, m) -> (z repeated, one-hot codes), both with B*S rows; row b*S + k pairs item b
     with code k."""
     batch = z.shape[0]
-    z_rep = z.repeat_interleave(num_classes, dim=0)
+    # (an expand, not repeat_interleave: nothing here may read a size back from the GPU)
+    z_rep = z.unsqueeze(1).expand(batch, num_classes, z.shape[1]).reshape(batch * num_classes, -1)
     eye = torch.eye(num_classes, device=z.device, dtype=z.dtype)
     codes = eye.expand(batch, num_classes, num_classes).reshape(batch * num_classes, num_classes)
     return z_rep, codes
@@ -48,14 +55,17 @@ def bernoulli_loglik_torch(logits: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
+                loglik_variant: str = "fast") -> torch.Tensor:
     """u (B, S): log p_theta(x_i | z_i, e_k) for every item and code, from one decoder pass
     over B*S inputs (no encoder pass, no gradient).
 
-    On CPU with float32 logits the fused native kernel ``cascadevae_ext.bernoulli_loglik``
-    computes u; elsewhere (CUDA, or other dtypes) :func:`bernoulli_loglik_torch` does, for
-    now, with the same formula. u is float32 on CPU from the kernel, else the logits' dtype
-    and device.
+    The fused native kernel computes u where the logits are (:func:`cascadevae.kernels.
+    bernoulli_loglik`): on the CPU for float32 logits, on a CUDA device for float32 or bfloat16
+    logits when the extension has its CUDA kernels (``loglik_variant`` picks the CUDA
+    kernel's exp/log: "fast" or "precise"); u is then float32 on the logits' device.
+    Otherwise :func:`bernoulli_loglik_torch` computes it with the same formula, in the logits'
+    dtype.
     """
     num_classes = model.num_classes
     if num_classes < 1:
@@ -66,6 +76,10 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     flat_x = x.reshape(batch, -1)
     if logits.device.type == "cpu" and logits.dtype == torch.float32:
         return torch.from_numpy(cascadevae_ext.bernoulli_loglik(logits, flat_x.float()))
+    if (logits.is_cuda and kernels.HAVE_CUDA_KERNELS
+            and logits.dtype in (torch.float32, torch.bfloat16)):
+        return kernels.bernoulli_loglik(logits.contiguous(), flat_x.float().contiguous(),
+                                        variant=loglik_variant)
     return bernoulli_loglik_torch(logits, flat_x)
 
 
@@ -73,16 +87,25 @@ def discrete_step(model: VAE, x: torch.Tensor, z: torch.Tensor, lam: Optional[fl
                   *, method: str = "auto", return_u: bool = False) -> DiscreteStep:
     """Optimal codes for a batch: x (B, 1, H, W), z (B, m) the sample the gradient step will
     reuse. lam is lambda' in the ordered-pair convention (None: ``model.config.pairwise_lambda``,
-    already converted from the appendix value); method is passed to ``cascadevae_ext.assign``.
+    already converted from the appendix value); method is passed to
+    :func:`cascadevae.kernels.assign`, which solves where u is ("auto": the CUDA kernel for a
+    CUDA model, the fastest CPU method on the CPU).
     """
     if lam is None:
         lam = model.config.pairwise_lambda
     u = code_loglik(model, x, z)
-    labels = cascadevae_ext.assign(u.cpu(), float(lam), method=method)
+    labels = kernels.assign(u, float(lam), method=method)
     device = next(model.parameters()).device
-    labels = torch.as_tensor(labels, dtype=torch.int64).to(device)
-    codes = F.one_hot(labels, model.num_classes).to(z.dtype)
+    labels = labels.to(device)
+    codes = one_hot_codes(labels, model.num_classes, z.dtype)
     return DiscreteStep(labels, codes, u if return_u else None)
+
+
+def one_hot_codes(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """One-hot codes (B, S) from labels (B,), as F.one_hot would give them, but by comparison
+    with arange(S): no range check of the labels, hence no host sync on CUDA."""
+    classes = torch.arange(num_classes, device=labels.device)
+    return (labels.unsqueeze(1) == classes).to(dtype)
 
 
 def training_codes(model: VAE, x: torch.Tensor, z: torch.Tensor, discrete_active: bool,

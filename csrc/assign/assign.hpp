@@ -33,6 +33,7 @@ enum class Method {
   SSP,    // successive shortest paths on the condensed (S + 1)-node graph, one item at a time
   Warm,   // SSP repair of a warm start priced on nested random subsamples (strong penalties)
   Lemon,  // LEMON NetworkSimplex on the full flow graph (general reference)
+  DeviceCore,  // the CUDA kernel's solver (device_core.hpp) run on the host by one lane
 };
 
 Method parse_method(const std::string& name);  // throws std::invalid_argument
@@ -64,6 +65,8 @@ template <typename T>
 void solve_two_classes(const Scores<T>& u, double mu, Output out);
 template <typename T>
 void solve_lemon(const Scores<T>& u, double mu, Output out);
+template <typename T>
+void solve_device_core(const Scores<T>& u, double mu, Output out);
 
 // ---- certificate ----
 // Objective sum_i u[i, d_i] - lambda' sum_k n_k (n_k - 1), accumulated in double.

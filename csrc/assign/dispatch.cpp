@@ -13,7 +13,8 @@ Method parse_method(const std::string& name) {
   if (name == "ssp") return Method::SSP;
   if (name == "warm") return Method::Warm;
   if (name == "lemon") return Method::Lemon;
-  throw std::invalid_argument("method = '" + name + "' is not one of 'auto', 'ssp', 'warm', 'lemon'");
+  if (name == "device_core") return Method::DeviceCore;
+  throw std::invalid_argument("method = '" + name + "' is not one of 'auto', 'ssp', 'warm', 'lemon', 'device_core'");
 }
 
 const char* method_name(Method m) {
@@ -22,6 +23,7 @@ const char* method_name(Method m) {
     case Method::SSP: return "ssp";
     case Method::Warm: return "warm";
     case Method::Lemon: return "lemon";
+    case Method::DeviceCore: return "device_core";
   }
   return "?";
 }
@@ -69,6 +71,7 @@ void solve(const Scores<T>& u, double lam, Method method, Output out) {
   switch (method) {
     case Method::Lemon: solve_lemon(u, mu, out); return;
     case Method::Warm: solve_warm(u, mu, out); return;
+    case Method::DeviceCore: solve_device_core(u, mu, out); return;
     default: solve_ssp(u, mu, out); return;
   }
 }

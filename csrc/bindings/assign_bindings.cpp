@@ -116,7 +116,7 @@ Method fit_method_to_classes(Method m, int64_t S) {
     if (lemon_available()) return Method::Lemon;
     throw py::value_error(why + ", and this build has no LEMON for larger S (apt-get install liblemon-dev, then reinstall)");
   }
-  if (m == Method::SSP || m == Method::Warm) throw py::value_error(why + ": use method=\"lemon\"");
+  if (m == Method::SSP || m == Method::Warm || m == Method::DeviceCore) throw py::value_error(why + ": use method=\"lemon\"");
   return m;
 }
 
@@ -213,7 +213,9 @@ u: (n, S) or a batch (G, n, S), float32 or float64, any strides, all finite
 lam: lambda' >= 0.
 method: "auto" (fastest exact method for the shape), "ssp" (successive shortest paths on
    the condensed class graph), "warm" (SSP repair of a subsample-priced warm start; fastest
-   for strong penalties), or "lemon" (LEMON NetworkSimplex on the full flow graph).
+   for strong penalties), "lemon" (LEMON NetworkSimplex on the full flow graph), or
+   "device_core" (the CUDA kernel's successive-shortest-path solver run here on one thread;
+   for testing the GPU path on the CPU).
 return_prices: also return the dual class prices (S,) or (G, S) that certify optimality
    (see check_prices).
 num_threads: threads for a batch (0: all cores, or one thread when the whole batch has fewer

@@ -64,7 +64,8 @@ inline py::array as_array(py::handle obj, const char* name) {
     if (!obj.attr("is_cpu").cast<bool>())
       throw py::type_error(std::string(name) + " is a torch tensor on device '" +
                            py::str(obj.attr("device")).cast<std::string>() +
-                           "', but this function runs on the CPU: pass " + name + ".cpu()");
+                           "', but this function runs on the CPU: pass " + name +
+                           ".cpu(), or call cascadevae.kernels, which runs CUDA tensors on the GPU");
     py::object dtype = obj.attr("dtype");
     if (!dtype.is(py::handle(t->float32)) && !dtype.is(py::handle(t->float64)))
       throw py::type_error(std::string(name) + " has dtype " + py::str(dtype).cast<std::string>() +

@@ -33,3 +33,16 @@ bool loglik_isa_supported(LoglikIsa isa);
 const char* loglik_isa_name(LoglikIsa isa);
 
 }  // namespace cvae
+
+namespace cvae {
+
+// The CUDA kernel's per-pixel accumulation (device_terms.hpp) run on the host, one row at a
+// time with one serial float32 sum: for testing the GPU formulas on any machine. logits are
+// float32, or bfloat16 bit patterns when bf16; strides as in bernoulli_loglik. variant is a
+// loglik::DeviceVariant (0 fast, 1 precise). The GPU sums in another order, so results
+// agree to float32 rounding, not bit for bit.
+void bernoulli_loglik_device_reference(const void* logits, bool bf16, int64_t B, int64_t S, int64_t P, int64_t sb,
+                                       int64_t ss, int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
+                                       int variant);
+
+}  // namespace cvae
