@@ -1,7 +1,8 @@
 """Training configurations: one frozen, typed :class:`TrainConfig` per experiment of the paper's
 appendix B (and per baseline of its Tables 1-4: beta-VAE, AnchorVAE, CascadeVAE-C/-D, JointVAE,
-FactorVAE; and beta-TCVAE), plus one reproducing what the official code actually runs. The config is the single source of a run's hyperparameters; it builds the
-run's beta schedule (:meth:`TrainConfig.schedule`) and is written beside the run's outputs.
+FactorVAE; and beta-TCVAE), plus one reproducing what the official code actually runs. The
+config is the single source of a run's hyperparameters; it builds the run's beta schedule
+(:meth:`TrainConfig.schedule`) and is written beside the run's outputs.
 
 Where a number comes from is in each preset's ``source``; where the paper is silent, the value
 is our choice and ``source`` says so. ``docs/schedule.md`` has the full table.
@@ -347,9 +348,12 @@ _NO_CASCADE = dict(beta_high=None, beta_low=None, anchor_dims=(), relieve_every=
 # JointVAE: Dupont's (2018) settings; its discrete code is sampled, not assigned (no t_d).
 _JOINT = dict(_PAPER, **_NO_CASCADE, beta=None, model="joint-vae", discrete_warmup=None,
               pairwise_lambda_official=0.0, gumbel_temperature=0.67, learning_rate=5e-4)
+# Dupont's MNIST: both capacities [0, 5, 2.5e4, 30]; 100 epochs of his 60,000 training images
+# at batch 64 (938 batches an epoch)
 _JOINT_MNIST_CAPACITY = (0.0, 5.0, 25_000, 30.0)
-# 100 epochs of Dupont's 60,000 training images at batch 64 (938 batches an epoch)
-_JOINT_MNIST_ITERATIONS = 100 * 938
+_JOINT_MNIST = dict(_JOINT, latent_dim=10, num_classes=10, iterations=100 * 938,
+                    capacity_continuous=_JOINT_MNIST_CAPACITY,
+                    capacity_discrete=_JOINT_MNIST_CAPACITY)
 
 _RAW: Dict[str, Dict[str, Any]] = {
     "dsprites": dict(
@@ -433,18 +437,14 @@ _RAW: Dict[str, Dict[str, Any]] = {
                "and Table 2 JointVAE row m=6 (alternative m=4). Budget 3e5, the capacities' "
                "horizon (our choice); appendix B Table 5 networks, as for every model"),
     "joint-vae-mnist": dict(
-        _JOINT, dataset="mnist", latent_dim=10, num_classes=10,
-        capacity_continuous=_JOINT_MNIST_CAPACITY, capacity_discrete=_JOINT_MNIST_CAPACITY,
-        iterations=_JOINT_MNIST_ITERATIONS,
+        _JOINT_MNIST, dataset="mnist",
         source="Dupont (2018), MNIST at 32x32: 10 continuous + one 10-way categorical, both "
                "capacities [0, 5, 2.5e4, 30] (disc C_max capped at log 10 = 2.303), temperature "
                "0.67, Adam lr 5e-4, batch 64, 100 epochs = 93,800 updates (938 batches of 64 "
                "per epoch of his 60,000 images); Table 3 JointVAE row m=10. Appendix B Table 6 "
                "networks, as for every model"),
     "joint-vae-fashion-mnist": dict(
-        _JOINT, dataset="fashion-mnist", latent_dim=10, num_classes=10,
-        capacity_continuous=_JOINT_MNIST_CAPACITY, capacity_discrete=_JOINT_MNIST_CAPACITY,
-        iterations=_JOINT_MNIST_ITERATIONS,
+        _JOINT_MNIST, dataset="fashion-mnist",
         source="Table 4 JointVAE row m=10, S=10. Dupont gives no FashionMNIST setting: his "
                "MNIST one (capacities [0, 5, 2.5e4, 30] both, temperature 0.67, lr 5e-4, batch "
                "64, 93,800 updates) reused, our choice"),

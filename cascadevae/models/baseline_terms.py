@@ -127,7 +127,8 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor,
 
 class KLDecomposition(NamedTuple):
     """Minibatch estimates (scalars, batch means) of the three parts of the KL term:
-    ``mi`` = I(x; z), ``tc`` = KL(q(z) || prod_j q(z_j)), ``dim_kl`` = sum_j KL(q(z_j) || p(z_j))."""
+    ``mi`` = I(x; z), ``tc`` = KL(q(z) || prod_j q(z_j)),
+    ``dim_kl`` = sum_j KL(q(z_j) || p(z_j))."""
     mi: torch.Tensor
     tc: torch.Tensor
     dim_kl: torch.Tensor
