@@ -26,7 +26,8 @@ from .schedule import (
     Schedule,
 )
 
-__all__ = ["TrainConfig", "PRESETS", "get_preset", "preset_names", "MODELS", "DATASETS"]
+__all__ = ["TrainConfig", "PRESETS", "get_preset", "preset_names", "MODELS", "ModelKind",
+           "DATASETS"]
 
 
 

@@ -378,7 +378,7 @@ class FactorVAE(BetaVAE):
     D (2 logits: 0 = from q(z), 1 = dimension-wise permuted) is trained by its own Adam in
     :meth:`extra_update`, after the VAE step of the same update, on the VAE batch's z (detached)
     and the permuted z of a second batch (Kim & Mnih's Algorithm 1). The VAE loss runs D as a
-    constant, so its backward neither trains D nor goes through D's weights."""
+    constant: its backward reaches z through D but computes no gradient for D's weights."""
     name = "factor-vae"
     diagnostic_terms = ("tc_estimate",)
 
