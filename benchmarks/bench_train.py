@@ -1,5 +1,6 @@
 """Benchmark: training iteration time of beta-VAE, CascadeVAE-C, CascadeVAE-D and CascadeVAE,
-side by side in one run, against a straightforward port of the official training step.
+and of the baselines JointVAE, FactorVAE and beta-TCVAE, side by side in one run, against a
+straightforward port of the official training step.
 
 Two settings (the paper's networks, batch 64):
 
@@ -7,10 +8,14 @@ Two settings (the paper's networks, batch 64):
     mnist:    32x32 networks, m = 10, S = 10, lambda'_official = 0.1
 
 The same m for every model of a setting; -D and CascadeVAE with the discrete step ON
-(discrete_warmup = 0 via overrides, i.e. t >= t_d). Each column is ``Trainer.step()`` of
-cascadevae.train (data from a pool of pre-generated random binary images, so the data loader
-is not timed; ``sample_batch`` only indexes the pool), except ``official-style``, which is
-:func:`official_style_step` below on the CascadeVAE trainer's networks, optimizer and batches:
+(discrete_warmup = 0 via overrides, i.e. t >= t_d); JointVAE with one S-way categorical code
+(its presets joint-vae-dsprites / joint-vae-mnist); FactorVAE with its preset's discriminator
+(6 layers of 1000; one discriminator step, and a second batch encoded, per update);
+beta-TCVAE with its preset's estimator (mws, N = the pool size). Each column is
+``Trainer.step()`` of cascadevae.train (data from a pool of pre-generated random binary
+images, so the data loader is not timed; ``sample_batch`` only indexes the pool), except
+``official-style``, which is :func:`official_style_step` below on the CascadeVAE trainer's
+networks, optimizer and batches:
 
     1. scoring: encoder forward, one z, then S separate decoder passes (one per code, the same
        z), each item's Bernoulli NLL to numpy;
@@ -72,9 +77,11 @@ SETTINGS = {
     "mnist": dict(image_size=32, m=10, S=10, lam_official=0.1, dataset="mnist",
                   cascade_preset="mnist"),
 }
-MODELS = ["beta-vae", "cascade-c", "cascade-d", "cascade"]
+MODELS = ["beta-vae", "cascade-c", "cascade-d", "cascade", "joint-vae", "factor-vae",
+          "beta-tcvae"]
 LABELS = {"beta-vae": "beta-VAE", "cascade-c": "CascadeVAE-C", "cascade-d": "CascadeVAE-D",
-          "cascade": "CascadeVAE", "official": "official-style"}
+          "cascade": "CascadeVAE", "joint-vae": "JointVAE", "factor-vae": "FactorVAE",
+          "beta-tcvae": "beta-TCVAE", "official": "official-style"}
 
 
 class RandomBinaryPool:
@@ -99,6 +106,8 @@ def make_config(model: str, setting: dict):
     if model == "cascade":
         return get_preset(setting["cascade_preset"], latent_dim=m, num_classes=S,
                           discrete_warmup=0)
+    if model == "joint-vae":
+        return get_preset(f"joint-vae-{setting['dataset']}", latent_dim=m, num_classes=S)
     over = dict(dataset=setting["dataset"], latent_dim=m)
     if model == "cascade-d":
         over.update(num_classes=S, discrete_warmup=0,

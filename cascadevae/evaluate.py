@@ -8,8 +8,9 @@ dataset (from run.json), and writes RUN_DIR/eval.json (atomically) with:
 * ``mi_*`` (per-dim I(x; z_j)) and ``tc_*`` (total correlation) of the posteriors of the
   evaluation images, with ``dataset_size`` = the number of evaluation images (at most
   ``--max-images``, default 10000);
-* models with a discrete code: the evaluation-time codes (z = mu, argmax of the per-code
-  likelihood, no pairwise term) and ``accuracy_*``: for labelled sets (MNIST, MNIST-5k,
+* models with a discrete code: the evaluation-time codes (``model.evaluation_codes``:
+  CascadeVAE's z = mu and argmax of the per-code likelihood, no pairwise term; JointVAE's
+  argmax of the categorical logits) and ``accuracy_*``: for labelled sets (MNIST, MNIST-5k,
   FashionMNIST) the unsupervised accuracy (0-100) against the class labels, for dSprites
   against the shape factor;
 * dSprites: ``disentanglement_*``, the paper's (appendix C) disentanglement score, with
@@ -50,7 +51,6 @@ from . import data as data_mod
 from .metrics import (discrete_mutual_information, disentanglement_score, mutual_information,
                       total_correlation, unsupervised_accuracy)
 from .models import ModelConfig, build_model
-from .models import discrete as discrete_mod
 from .run_dir import RunDir, atomic_write_json
 
 EVAL_FILE = "eval.json"
@@ -128,7 +128,7 @@ def encode_all(model, images_fn, indices: np.ndarray, batch: int, device: torch.
         stds.append(model.posterior_std(scale).double().cpu().numpy())
         kls.append(model.kl_per_item_dim(mu, scale).double().cpu().numpy())
         if model.has_discrete_code:
-            codes.append(discrete_mod.evaluation_codes(model, x, mu=mu).cpu().numpy())
+            codes.append(model.evaluation_codes(x, mu=mu).cpu().numpy())
     return {"mu": np.concatenate(mus), "std": np.concatenate(stds), "kl": np.concatenate(kls),
             "codes": np.concatenate(codes).astype(np.int64) if codes else None}
 
@@ -144,7 +144,7 @@ def make_represent(model, device: torch.device, chunk: int = 500):
             mu = model.encode(x)[0]
             zs.append(mu.double().cpu().numpy())
             if model.has_discrete_code:
-                cs.append(discrete_mod.evaluation_codes(model, x, mu=mu).cpu().numpy())
+                cs.append(model.evaluation_codes(x, mu=mu).cpu().numpy())
         z = np.concatenate(zs)
         return (z, np.concatenate(cs).astype(np.int64)) if model.has_discrete_code else z
     return represent

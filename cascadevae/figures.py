@@ -3,8 +3,9 @@
 Files, in ``RUN_DIR/figures/`` (``TTTTTT`` is the number of updates done, zero-padded to 6):
 
 * ``recon_tTTTTTT.png``: a fixed set of images (top row) and their reconstructions
-  ``sigmoid(decode(mu, d))`` (bottom row), d the evaluation code (argmax likelihood with
-  z = mu, :func:`cascadevae.models.discrete.evaluation_codes`; zeros for models without one).
+  ``sigmoid(decode(mu, d))`` (bottom row), d the one-hot evaluation code
+  (``model.evaluation_codes``: CascadeVAE's argmax likelihood with z = mu, JointVAE's argmax
+  logits; empty for models without a code).
 * ``traversal_tTTTTTT.png``: for one fixed image, each continuous dim j varied over
   ``traversal_limit(image_size)`` (+-1.2 for 64x64 images, the paper's dSprites/chairs range;
   +-2.0 for 32x32, the paper's MNIST range), the other dims at the image's mu and the discrete
@@ -29,8 +30,6 @@ from typing import List, NamedTuple, Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .models import discrete as discrete_mod
 
 FIGURE_SEED = 2019
 NUM_RECON = 12          # images in the reconstruction figure
@@ -71,15 +70,22 @@ class _EvalMode:
         return False
 
 
+def _code_active(model, active: bool) -> bool:
+    """Whether the decoder has been trained on real codes: for a model with the alternating
+    step, once the discrete warm-up has ended (``active``); a model that samples its own code
+    (JointVAE) always has."""
+    return model.has_discrete_code and (active or not model.uses_discrete_step)
+
+
 def _codes(model, x: torch.Tensor, active: bool = True) -> Optional[torch.Tensor]:
     """One-hot evaluation codes (B, S), or None for models without a discrete code. Before the
     discrete warm-up ends (active=False) the decoder has only ever seen all-zero codes, so
     that is what it gets here too."""
     if not model.has_discrete_code:
         return None
-    if not active:
+    if not _code_active(model, active):
         return model.zero_code(x.shape[0], like=x)
-    labels = discrete_mod.evaluation_codes(model, x)
+    labels = model.evaluation_codes(x)
     return F.one_hot(labels, model.num_classes).to(x.dtype)
 
 
@@ -192,7 +198,8 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
                   prefix: str = "", dated: bool = True) -> List[Path]:
     """Write the checkpoint figures for iteration t into out_dir (created), each also copied
     to its undated name. Returns the written paths. discrete_active=False (before t_d): decode
-    with all-zero codes, as training does, and skip the discrete traversal.
+    with all-zero codes, as training does, and skip the discrete traversal (models with the
+    alternating step only: a model that samples its own code always shows it).
 
     ``sort_by`` (m,): the values that order the traversal rows (highest first) and label them
     as ``sort_name``, e.g. the evaluated I(x; z_j); None: the mean KL over the fixed images.
@@ -241,7 +248,7 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
          [f"z{j}  {sort_name}={key[j]:.2f}" for j in trav.order],
          [f"{v:+.1f}" for v in trav.values])
 
-    if model.has_discrete_code and discrete_active:
+    if _code_active(model, discrete_active):
         x_d = x_all[:NUM_DISCRETE]
         grid = discrete_traversal(model, x_d)
         save("discrete", np.concatenate([x_d[None, :, 0].cpu().numpy(), grid]),

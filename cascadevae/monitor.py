@@ -50,9 +50,9 @@ class InformationMonitor:
     @torch.no_grad()
     def measure(self, model, discrete_active: bool = True) -> Dict[str, Any]:
         """``{"mi_per_dim", "mi_total"}`` and, for a model with an active discrete code,
-        ``"mi_discrete"`` (nats). The model's training flag is restored afterwards."""
-        from .models import discrete as discrete_mod
-
+        ``"mi_discrete"`` (nats); a model that samples its own code (JointVAE) always has one
+        active. The model's training flag is restored afterwards."""
+        discrete_active = discrete_active or not getattr(model, "uses_discrete_step", True)
         was_training = model.training
         model.eval()
         try:
@@ -64,8 +64,7 @@ class InformationMonitor:
                 stds.append(model.posterior_std(scale).double().cpu().numpy())
                 if model.has_discrete_code and discrete_active and s < self.num_code_images:
                     k = self.num_code_images - s
-                    codes.append(discrete_mod.evaluation_codes(
-                        model, x[:k], mu=mu[:k]).cpu().numpy())
+                    codes.append(model.evaluation_codes(x[:k], mu=mu[:k]).cpu().numpy())
         finally:
             model.train(was_training)
         mu, std = np.concatenate(mus), np.concatenate(stds)

@@ -37,6 +37,7 @@ import torch
 from . import data as data_mod
 from .models import ModelConfig, build_model
 from .models import discrete as discrete_mod
+from .models.config import ALL_BASELINE_FIELDS
 from .presets import TrainConfig, get_preset, preset_names
 from .run_dir import RunDir, rng_states, set_rng_states
 
@@ -172,7 +173,8 @@ def model_config(cfg: TrainConfig, image_size: int) -> ModelConfig:
                      beta_high=pick(cfg.beta_high, defaults.beta_high),
                      beta_low=pick(cfg.beta_low, defaults.beta_low),
                      beta=pick(cfg.beta, defaults.beta), anchor_dims=tuple(cfg.anchor_dims),
-                     pairwise_lambda_official=cfg.pairwise_lambda_official)
+                     pairwise_lambda_official=cfg.pairwise_lambda_official,
+                     **{n: getattr(cfg, n) for n in ALL_BASELINE_FIELDS})
     # lambda' is converted once, by the model config; the discrete step uses that value.
     assert mc.pairwise_lambda == cfg.pairwise_lambda
     return mc
@@ -217,7 +219,15 @@ class _SigintFlag:
 
 
 class Trainer:
+    """One training run's state and update. ``cfg.dataset_size`` left None by a model that
+    needs it (beta-TCVAE) is filled from ``len(dataset)`` here; ``self.cfg`` (checkpointed) and
+    ``self.model_config`` (run.json) record the value used."""
+
+    #: loss_terms keys every model returns; the others go to the record's "extra"
+    BASE_TERMS = ("recon", "kl_per_dim", "kl", "loss")
+
     def __init__(self, cfg: TrainConfig, dataset, image_size: int, device: torch.device):
+        cfg = cfg.with_dataset_size(len(dataset))
         self.cfg = cfg
         self.dataset = dataset
         self.device = device
@@ -229,6 +239,7 @@ class Trainer:
         self.z_gen.manual_seed(cfg.seed + 1)
         self.data_rng = np.random.default_rng(cfg.seed)
         self.optimizer = self.new_optimizer()
+        self.extra_optimizers = self.new_extra_optimizers()
         self.t = 0               # updates done
         self.elapsed = 0.0       # wall seconds of earlier segments
         self.updating = False    # inside optimizer.step(): parameters half-written
@@ -251,10 +262,26 @@ class Trainer:
         return torch.optim.Adam(self.model.vae_parameters(), lr=self.cfg.learning_rate,
                                 betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay)
 
+    def new_extra_optimizers(self) -> Dict[str, torch.optim.Optimizer]:
+        """One Adam per ``model.extra_modules()`` entry, from ``model.extra_optimizer_specs()``
+        (e.g. FactorVAE's discriminator); never reset with the VAE's optimiser."""
+        modules, specs = self.model.extra_modules(), self.model.extra_optimizer_specs()
+        if set(modules) != set(specs):
+            raise ValueError(f"model {self.model.name!r}: extra modules {sorted(modules)} and "
+                             f"optimiser specs {sorted(specs)} must name the same entries")
+        return {name: torch.optim.Adam(modules[name].parameters(), **specs[name])
+                for name in modules}
+
+    def _draw_batch(self) -> torch.Tensor:
+        """The next batch of the run's data order, on the device."""
+        images, _ = self.dataset.sample_batch(self.cfg.batch_size, self.data_rng)
+        return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+
     # -- checkpoints --------------------------------------------------------------------------
     def state(self, elapsed: float) -> Dict[str, Any]:
         return {"t": self.t, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "extra_optimizers": {n: o.state_dict() for n, o in self.extra_optimizers.items()},
                 "model_config": self.model_config.to_dict(), "config": self.cfg.to_dict(),
                 "rng": rng_states(), "z_generator": self.z_gen.get_state(),
                 "data_rng": self.data_rng.bit_generator.state, "elapsed": elapsed}
@@ -262,6 +289,12 @@ class Trainer:
     def load_state(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        saved = state.get("extra_optimizers", {})
+        if set(saved) != set(self.extra_optimizers):
+            raise ValueError(f"checkpoint has extra optimisers {sorted(saved)}, model "
+                             f"{self.model.name!r} has {sorted(self.extra_optimizers)}")
+        for name, optimizer in self.extra_optimizers.items():
+            optimizer.load_state_dict(saved[name])
         self.t = int(state["t"])
         set_rng_states(state["rng"])
         self.z_gen.set_state(state["z_generator"])
@@ -275,9 +308,9 @@ class Trainer:
         self._pre = (self.z_gen.get_state(), self.data_rng.bit_generator.state, self.optimizer)
         if cfg.fresh_optimizer_per_stage and sched.optimizer_reset(t):
             self.optimizer = self.new_optimizer()
-        images, _ = self.dataset.sample_batch(cfg.batch_size, self.data_rng)
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        x = self._draw_batch()
         self.model.train()
+        self.model.set_iteration(t)
         post = self.model.posterior(x, generator=self.z_gen)
         on = sched.discrete_on(t)
         # lam=None: the model config's pairwise_lambda (converted from the official value once)
@@ -292,16 +325,19 @@ class Trainer:
         terms["loss"].backward()
         self.updating = True
         self.optimizer.step()
+        extra = {k: float(v.detach()) for k, v in terms.items() if k not in self.BASE_TERMS}
+        extra.update(self.model.extra_update(post, self.extra_optimizers, self._draw_batch,
+                                             self.z_gen))
         self.t = t + 1
         self.updating = False
         counts = None
-        if on and self.model.has_discrete_code and d.shape[1] > 0:
+        if on and self.model.uses_discrete_step and d.shape[1] > 0:
             counts = [int(c) for c in d.detach().sum(dim=0).round().cpu().tolist()]
         return {"t": t, "loss": float(terms["loss"].detach()),
                 "recon": float(terms["recon"].detach()), "kl": float(terms["kl"].detach()),
                 "kl_per_dim": [float(v) for v in terms["kl_per_dim"].detach().cpu().tolist()],
                 "betas": [float(b) for b in betas], "relieved": int(sched.relieved(t)),
-                "discrete_on": bool(on), "class_counts": counts}
+                "discrete_on": bool(on), "class_counts": counts, "extra": extra}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +458,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _say(f"no checkpoint in {run.path}: starting it from t=0")
             run.truncate_metrics(0)
     else:
-        cfg.save(run.path)
+        trainer.cfg.save(run.path)  # with what the trainer filled in (beta-TCVAE's N)
         run.write_json("run.json", {
             "dataset": data_name, "dataset_source": dataset.source, "image_size": image_size,
             "data_dir": None if data_dir is None else os.fspath(data_dir),

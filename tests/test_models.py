@@ -9,28 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cascadevae.models import (MODEL_NAMES, MODELS, VAE, ModelConfig, build_model)
-
-DISCRETE = {"cascade-d", "cascade"}
-
-
-def make_config(name, image_size=32, **kw):
-    kw.setdefault("latent_dim", 5)
-    kw.setdefault("num_classes", 3 if name in DISCRETE else 0)
-    return ModelConfig(model=name, image_size=image_size, **kw)
-
-
-def make_model(name, image_size=32, seed=0, **kw):
-    torch.manual_seed(seed)
-    return build_model(make_config(name, image_size, **kw))
-
-
-def binary_batch(batch, size, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
-
-
-def betas_for(model):
-    return None if not model.uses_cascade_schedule else np.linspace(10.0, 1.0, model.latent_dim)
+from model_helpers import EXTRA_TERMS, betas_for, binary_batch, make_config, make_model
 
 
 # ---- config ------------------------------------------------------------------------------
@@ -82,11 +61,12 @@ def test_discrete_code_size_checked_per_model():
 
 def test_registry_and_flags():
     assert tuple(MODELS) == MODEL_NAMES
-    flags = {name: (cls.uses_cascade_schedule, cls.has_discrete_code)
+    flags = {name: (cls.uses_cascade_schedule, cls.has_discrete_code, cls.uses_discrete_step)
              for name, cls in MODELS.items()}
-    assert flags == {"beta-vae": (False, False), "anchor-vae": (False, False),
-                     "cascade-c": (True, False), "cascade-d": (False, True),
-                     "cascade": (True, True)}
+    assert flags == {"beta-vae": (False, False, False), "anchor-vae": (False, False, False),
+                     "cascade-c": (True, False, False), "cascade-d": (False, True, True),
+                     "cascade": (True, True, True), "joint-vae": (False, True, False),
+                     "factor-vae": (False, False, False), "beta-tcvae": (False, False, False)}
     for name in MODEL_NAMES:
         model = make_model(name)
         assert isinstance(model, VAE) and model.name == name and type(model) is MODELS[name]
@@ -159,12 +139,12 @@ def test_shapes_loss_and_backward(name, size, std_param):
     logits = model.decode(post.z, d)
     assert logits.shape == (B, 1, size, size)
     terms = model.loss_terms(x, d, betas_for(model), posterior=post)
-    assert set(terms) == {"recon", "kl_per_dim", "kl", "loss"}
+    assert set(terms) == {"recon", "kl_per_dim", "kl", "loss"} | EXTRA_TERMS.get(name, set())
     assert terms["kl_per_dim"].shape == (m,)
     for value in terms.values():
         assert torch.isfinite(value).all()
     terms["loss"].backward()
-    grads = [p.grad for p in model.parameters()]
+    grads = [p.grad for p in model.vae_parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in model.encoder.parameters() for g in [g.grad])
 

@@ -134,7 +134,9 @@ def test_replace_validates():
     with pytest.raises(ValueError, match="adam_betas"):
         c.replace(adam_betas=(0.9,))
     with pytest.raises(ValueError, match="model"):
-        c.replace(model="factor-vae")
+        c.replace(model="factor-vae")  # a baseline with none of its own fields set
+    with pytest.raises(ValueError, match="model"):
+        c.replace(model="vq-vae")
     with pytest.raises(ValueError, match="schedule_variant"):
         c.replace(schedule_variant="tf")
     with pytest.raises(ValueError, match="does not use.*beta"):
@@ -160,7 +162,9 @@ def test_unknown_preset_lists_names():
         assert name in str(e.value)
     assert set(preset_names()) >= {"dsprites", "mnist", "fashion-mnist", "chairs",
                                    "dsprites-official", "beta-vae", "anchor-vae",
-                                   "cascade-c", "cascade-d"}
+                                   "cascade-c", "cascade-d", "joint-vae-dsprites",
+                                   "joint-vae-mnist", "joint-vae-fashion-mnist", "factor-vae",
+                                   "beta-tcvae"}
 
 
 def test_scaled_budget():
@@ -184,3 +188,68 @@ def test_scaled_budget():
     assert twice.budget_scale == pytest.approx(0.01) and twice.relieve_every == 200
     with pytest.raises(ValueError, match="iterations"):
         get_preset("dsprites").scaled(0)
+
+
+def test_joint_vae_presets_follow_dupont():
+    d = get_preset("joint-vae-dsprites")
+    assert (d.model, d.dataset, d.latent_dim, d.num_classes) == ("joint-vae", "dsprites", 6, 3)
+    assert d.capacity_continuous == (0.0, 40.0, 300_000, 150.0)
+    assert d.capacity_discrete == (0.0, 1.1, 300_000, 150.0)
+    assert (d.gumbel_temperature, d.learning_rate, d.batch_size) == (0.67, 5e-4, 64)
+    assert d.discrete_warmup is None and not d.has_discrete  # samples its code, no assignment
+    assert (d.beta, d.beta_low, d.beta_high) == (None, None, None)
+    np.testing.assert_array_equal(d.schedule().betas(0), np.zeros(6))  # KL via capacities only
+    for name, dataset in (("joint-vae-mnist", "mnist"),
+                          ("joint-vae-fashion-mnist", "fashion-mnist")):
+        c = get_preset(name)
+        assert (c.dataset, c.latent_dim, c.num_classes) == (dataset, 10, 10)
+        assert c.capacity_continuous == c.capacity_discrete == (0.0, 5.0, 25_000, 30.0)
+        assert (c.learning_rate, c.iterations, c.gumbel_temperature) == (5e-4, 93_800, 0.67)
+    for name in ("joint-vae-dsprites", "joint-vae-mnist", "joint-vae-fashion-mnist"):
+        assert "Dupont" in get_preset(name).source
+
+
+def test_factor_vae_and_beta_tcvae_presets():
+    f = get_preset("factor-vae")
+    assert (f.model, f.dataset, f.latent_dim, f.beta, f.tc_weight) == (
+        "factor-vae", "dsprites", 10, 1.0, 35.0)
+    assert (f.learning_rate, f.adam_betas) == (1e-4, (0.9, 0.999))
+    assert (f.discriminator_hidden, f.discriminator_layers) == (1000, 6)
+    assert (f.discriminator_learning_rate, f.discriminator_adam_betas) == (1e-4, (0.5, 0.9))
+    assert "Kim & Mnih" in f.source and "gamma=35" in f.source and "Table 1" in f.source
+    assert isinstance(f.schedule(), ConstantSchedule) and f.schedule().beta == 1.0
+    b = get_preset("beta-tcvae")
+    assert (b.model, b.latent_dim, b.mi_weight, b.tc_weight, b.dim_kl_weight) == (
+        "beta-tcvae", 10, 1.0, 6.0, 1.0)
+    assert b.tc_estimator == "mws" and b.dataset_size is None and "our choice" in b.source
+    assert b.replace(tc_estimator="mss").tc_estimator == "mss"
+
+
+def test_baseline_fields_only_on_their_models():
+    with pytest.raises(ValueError, match=r"does not use \['tc_weight'\]"):
+        get_preset("beta-vae").replace(tc_weight=1.0)
+    with pytest.raises(ValueError, match=r"does not use \['gumbel_temperature'\]"):
+        get_preset("factor-vae").replace(gumbel_temperature=0.5)
+    with pytest.raises(ValueError, match=r"needs \['tc_weight'\]"):
+        get_preset("factor-vae").replace(tc_weight=None)
+    with pytest.raises(ValueError, match="TrainConfig.capacity_continuous = "):
+        get_preset("joint-vae-dsprites").replace(capacity_continuous=(0.0, 40.0, 0, 150.0))
+    with pytest.raises(ValueError, match="TrainConfig.tc_estimator = 'exact'"):
+        get_preset("beta-tcvae").replace(tc_estimator="exact")
+    with pytest.raises(ValueError, match="num_classes"):
+        get_preset("joint-vae-dsprites").replace(num_classes=0)
+    with pytest.raises(ValueError, match="no discrete step"):
+        get_preset("joint-vae-dsprites").replace(discrete_warmup=0)
+    # lists (from JSON or --set) become tuples
+    c = get_preset("joint-vae-dsprites").replace(capacity_discrete=[0, 2, 10, 5])
+    assert c.capacity_discrete == (0.0, 2.0, 10, 5.0)
+
+
+def test_scaled_budget_scales_the_capacities():
+    c = get_preset("joint-vae-dsprites").scaled(3_000)
+    assert c.capacity_continuous == (0.0, 40.0, 3_000, 150.0)
+    assert c.capacity_discrete == (0.0, 1.1, 3_000, 150.0)
+    assert "capacity_continuous num_iters 300000 -> 3000" in c.source
+    m = get_preset("joint-vae-mnist").scaled(938)
+    assert m.capacity_continuous[2] == 250 and m.capacity_discrete[2] == 250
+    assert get_preset("joint-vae-mnist").scaled(1).capacity_continuous[2] == 1

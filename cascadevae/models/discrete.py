@@ -109,12 +109,18 @@ def one_hot_codes(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) ->
 
 
 def training_codes(model: VAE, x: torch.Tensor, z: torch.Tensor, discrete_active: bool,
-                   lam: Optional[float] = None, *, method: str = "auto") -> torch.Tensor:
-    """The d the decoder gets in a training step: the optimal one-hot codes once the discrete
-    warm-up t_d has passed (``discrete_active``), all zeros before it and for models without a
-    discrete code (then (B, 0))."""
-    if discrete_active and model.has_discrete_code:
-        return discrete_step(model, x, z, lam, method=method).codes
+                   lam: Optional[float] = None, *,
+                   method: str = "auto") -> Optional[torch.Tensor]:
+    """The d the decoder gets in a training step. Models with the alternating step
+    (``model.uses_discrete_step``): the optimal one-hot codes once the discrete warm-up t_d has
+    passed (``discrete_active``), all zeros before it. Models that sample their own code in the
+    forward pass (JointVAE): None, which ``loss_terms`` reads as "use the posterior's code".
+    Models without a discrete code: the empty code (B, 0)."""
+    if model.uses_discrete_step:
+        if discrete_active:
+            return discrete_step(model, x, z, lam, method=method).codes
+    elif model.has_discrete_code:
+        return None
     return model.zero_code(x.shape[0], like=z)
 
 

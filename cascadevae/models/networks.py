@@ -45,9 +45,12 @@ class Encoder(nn.Module):
 
     "output dim" in the tables is 2m: m means and m scale parameters (see
     :class:`cascadevae.models.ModelConfig` ``std_param`` for how the second half is read).
+    ``extra_outputs`` more units of the last layer follow them (JointVAE's categorical logits:
+    one linear layer with 2m + K outputs is the same as separate linear heads on the 256-unit
+    layer); 0 for every other model, whose encoder is then exactly the table's.
     """
 
-    def __init__(self, image_size: int, latent_dim: int) -> None:
+    def __init__(self, image_size: int, latent_dim: int, extra_outputs: int = 0) -> None:
         super().__init__()
         _check_size(image_size)
         layers: List[nn.Module] = []
@@ -57,10 +60,11 @@ class Encoder(nn.Module):
             in_ch = out_ch
         self.image_size = image_size
         self.latent_dim = latent_dim
+        self.extra_outputs = extra_outputs
         self.convs = nn.Sequential(*layers)
         c, h, w = FEATURE_SHAPE
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, HIDDEN), nn.ReLU(),
-                                nn.Linear(HIDDEN, 2 * latent_dim))
+                                nn.Linear(HIDDEN, 2 * latent_dim + extra_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convs(x))

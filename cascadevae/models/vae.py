@@ -1,6 +1,7 @@
 """One VAE base class with a per-dim-weighted KL, and the paper's models as small overrides:
-beta-VAE, AnchorVAE, CascadeVAE-C, CascadeVAE-D and CascadeVAE. :func:`build_model` is the one
-place that turns a :class:`ModelConfig` into a model.
+beta-VAE, AnchorVAE, CascadeVAE-C, CascadeVAE-D and CascadeVAE, and the baselines JointVAE,
+FactorVAE and beta-TCVAE (their loss pieces are in :mod:`.baseline_terms`; docs/baselines.md).
+:func:`build_model` is the one place that turns a :class:`ModelConfig` into a model.
 
 Loss (to minimise), for a batch of B images of P pixels and per-dim weights beta_j::
 
@@ -13,13 +14,15 @@ official code do); a beta meant for a pixel-averaged reconstruction is P times s
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, NamedTuple, Optional, Type, Union
+import math
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import baseline_terms as bt
 from .config import MODEL_NAMES, ModelConfig
 from .networks import Decoder, Encoder
 
@@ -28,10 +31,14 @@ BetasLike = Union[torch.Tensor, np.ndarray, "list[float]"]
 
 class Posterior(NamedTuple):
     """q_phi(z | x) for a batch: mean (B, m), scale in the model's ``std_param``
-    parameterisation (std for "softplus", log sigma^2 for "logvar") and one sample z (B, m)."""
+    parameterisation (std for "softplus", log sigma^2 for "logvar") and one sample z (B, m).
+    A model that encodes its own categorical code (JointVAE) adds its logits (B, K) and the
+    relaxed sample it feeds the decoder (B, K); None for every other model."""
     mu: torch.Tensor
     scale: torch.Tensor
     z: torch.Tensor
+    code_logits: Optional[torch.Tensor] = None
+    code: Optional[torch.Tensor] = None
 
 
 class VAE(nn.Module):
@@ -41,18 +48,26 @@ class VAE(nn.Module):
 
     * ``uses_cascade_schedule``: the per-dim betas come from the cascade schedule
       (``cascadevae.schedule``); the training loop passes them to :meth:`loss_terms`.
-    * ``has_discrete_code``: the decoder also takes a one-hot discrete code d of size S, found
-      by the alternating step of :mod:`cascadevae.models.discrete` after the warm-up t_d.
+    * ``has_discrete_code``: the decoder also takes a discrete code d of size S, and
+      :meth:`evaluation_codes` gives each image's code at evaluation.
+    * ``uses_discrete_step``: d comes from the alternating step of
+      :mod:`cascadevae.models.discrete` after the warm-up t_d (CascadeVAE-D, CascadeVAE). A
+      model with a code but without the step encodes and samples its own code
+      (``encodes_code_logits``: the encoder has S more outputs, JointVAE).
 
-    Hooks for models with more terms (JointVAE, FactorVAE; not implemented here):
-    :meth:`extra_loss_terms` adds named terms to the loss, :meth:`extra_modules` names modules
-    trained by their own optimiser (e.g. a discriminator), and :meth:`vae_parameters` are the
-    parameters for the main optimiser.
+    Hooks for models with more terms: :meth:`extra_loss_terms` adds named terms to the loss
+    (the names in ``diagnostic_terms`` are only reported), :meth:`set_iteration` tells the
+    model the update index t, :meth:`extra_modules` names modules trained by their own
+    optimiser (e.g. a discriminator) with :meth:`extra_optimizer_specs` and
+    :meth:`extra_update`, and :meth:`vae_parameters` are the parameters for the main optimiser.
     """
 
     name: str = "vae"
     uses_cascade_schedule: bool = False
     has_discrete_code: bool = False
+    uses_discrete_step: bool = False
+    encodes_code_logits: bool = False
+    diagnostic_terms: Tuple[str, ...] = ()
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -66,7 +81,9 @@ class VAE(nn.Module):
         self.latent_dim = config.latent_dim
         self.num_classes = config.num_classes
         self.std_param = config.std_param
-        self.encoder = Encoder(config.image_size, config.latent_dim)
+        self.iteration = 0
+        self.encoder = Encoder(config.image_size, config.latent_dim,
+                               config.num_classes if self.encodes_code_logits else 0)
         self.decoder = Decoder(config.image_size, config.latent_dim, config.num_classes)
 
     # ---- the per-variant hook -------------------------------------------------------------
@@ -79,8 +96,12 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor):
         """x (B, 1, H, W) in [0, 1] -> (mu, scale), each (B, m). scale is the std for
         ``std_param="softplus"`` (std = softplus(raw)) and log sigma^2 for ``"logvar"``."""
-        h = self.encoder(x)
-        mu, raw = h[:, :self.latent_dim], h[:, self.latent_dim:]
+        return self.gaussian_params(self.encoder(x))
+
+    def gaussian_params(self, h: torch.Tensor):
+        """The encoder output h (B, 2m [+ S]) -> (mu, scale) as :meth:`encode` returns them."""
+        m = self.latent_dim
+        mu, raw = h[:, :m], h[:, m:2 * m]
         if self.std_param == "softplus":
             return mu, F.softplus(raw)
         return mu, raw
@@ -88,6 +109,13 @@ class VAE(nn.Module):
     def posterior_std(self, scale: torch.Tensor) -> torch.Tensor:
         """sigma from :meth:`encode`'s second output."""
         return scale if self.std_param == "softplus" else torch.exp(0.5 * scale)
+
+    def posterior_log_std(self, scale: torch.Tensor) -> torch.Tensor:
+        """log sigma from :meth:`encode`'s second output. For softplus, sigma is clamped away
+        from 0 only where softplus itself underflows (raw < -100)."""
+        if self.std_param == "softplus":
+            return torch.log(scale.clamp_min(torch.finfo(scale.dtype).tiny))
+        return 0.5 * scale
 
     def reparameterise(self, mu: torch.Tensor, scale: torch.Tensor,
                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -110,10 +138,21 @@ class VAE(nn.Module):
     def kl_per_item_dim(self, mu: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """KL(N(mu, sigma^2) || N(0, 1)) per item and dim, (B, m)."""
         if self.std_param == "softplus":
-            # log(sigma) clamped away from 0 only where softplus itself underflows (raw < -100).
-            log_std = torch.log(scale.clamp_min(torch.finfo(scale.dtype).tiny))
-            return 0.5 * (mu * mu + scale * scale - 1.0) - log_std
+            return 0.5 * (mu * mu + scale * scale - 1.0) - self.posterior_log_std(scale)
         return 0.5 * (mu * mu + torch.exp(scale) - 1.0 - scale)
+
+    @torch.no_grad()
+    def evaluation_codes(self, x: torch.Tensor,
+                         mu: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Each image's discrete code at evaluation, labels (B,) int64: here CascadeVAE's,
+        z = mu and the argmax over k of log p(x | mu, e_k) without the pairwise term
+        (:func:`cascadevae.models.discrete.evaluation_codes`). ``mu``: x's posterior means when
+        already computed (saves an encoder pass; models that do not need it ignore it). Every
+        metric and figure gets codes through this method."""
+        if not self.has_discrete_code:
+            raise ValueError(f"model {self.name!r} has no discrete code")
+        from .discrete import evaluation_codes  # discrete imports this module
+        return evaluation_codes(self, x, mu=mu)
 
     # ---- generation -----------------------------------------------------------------------
     def zero_code(self, batch: int, like: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -164,7 +203,8 @@ class VAE(nn.Module):
 
         Returns ``recon`` (Bernoulli NLL summed over pixels, batch mean), ``kl_per_dim`` (m,)
         (unweighted KL per dim, batch mean), ``kl`` (sum_j beta_j kl_per_dim[j]), any extra
-        terms of the subclass, and ``loss`` = recon + kl + extras.
+        terms of the subclass, and ``loss`` = recon + kl + extras (except the extras named in
+        ``diagnostic_terms``, which are reported only).
         """
         if posterior is None:
             posterior = self.posterior(x)
@@ -176,20 +216,43 @@ class VAE(nn.Module):
         extra = self.extra_loss_terms(x, posterior, d, logits)
         loss = recon + kl
         for key, value in extra.items():
-            loss = loss + value
+            if key not in self.diagnostic_terms:
+                loss = loss + value
         terms.update(extra)
         terms["loss"] = loss
         return terms
 
     # ---- hooks for models with more terms or optimisers -----------------------------------
+    def set_iteration(self, t: int) -> None:
+        """The update index t (from 0) about to be made; the trainer calls this before every
+        update, so a resumed run sets it again and nothing of it is checkpointed. Read by
+        models whose loss depends on t (JointVAE's capacities)."""
+        self.iteration = int(t)
+
     def extra_loss_terms(self, x: torch.Tensor, posterior: Posterior, d: Optional[torch.Tensor],
                          logits: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Named scalar terms added to the loss (e.g. JointVAE's capacity terms, FactorVAE's
-        TC estimate). None here."""
+        TC penalty), plus reported-only ones named in ``diagnostic_terms``. None here."""
         return {}
 
     def extra_modules(self) -> Dict[str, nn.Module]:
         """Modules trained by their own optimiser (e.g. FactorVAE's discriminator). None here."""
+        return {}
+
+    def extra_optimizer_specs(self) -> Dict[str, Dict[str, Any]]:
+        """For each :meth:`extra_modules` entry, the keyword arguments of its torch.optim.Adam
+        (the trainer builds, checkpoints and restores one optimiser per entry)."""
+        return {}
+
+    def extra_update(self, posterior: Posterior, optimizers: Dict[str, torch.optim.Optimizer],
+                     draw_batch: Callable[[], torch.Tensor],
+                     generator: Optional[torch.Generator] = None) -> Dict[str, float]:
+        """Train the extra modules; the trainer calls it right after the VAE's optimiser step
+        of the same update. ``posterior`` is the one the VAE loss used: its graph is freed and
+        the parameters it came from have changed, so use ``posterior.z.detach()``.
+        ``optimizers``: one per :meth:`extra_modules` entry; ``draw_batch()``: a further batch
+        from the run's data order; ``generator``: the run's sampling generator (both are
+        checkpointed, so a resumed run draws the same). Returns named floats for the log."""
         return {}
 
     def vae_parameters(self) -> Iterator[nn.Parameter]:
@@ -227,6 +290,7 @@ class CascadeVAED(VAE):
     """CascadeVAE-D: discrete code with the alternating step, one fixed beta on every dim."""
     name = "cascade-d"
     has_discrete_code = True
+    uses_discrete_step = True
 
     def fixed_betas(self) -> torch.Tensor:
         return torch.full((self.latent_dim,), self.config.beta)
@@ -237,10 +301,155 @@ class CascadeVAE(VAE):
     name = "cascade"
     uses_cascade_schedule = True
     has_discrete_code = True
+    uses_discrete_step = True
+
+
+class JointVAE(VAE):
+    """JointVAE (Dupont, 2018): z plus one K-way categorical code c (K = ``num_classes``)
+    encoded by the same network (K more outputs of its last layer) and sampled with a
+    Gumbel-softmax relaxation at ``gumbel_temperature``; the decoder gets concat(z, c). The
+    KL enters only through the capacity terms (the per-dim betas are 0)::
+
+        loss = recon + gamma_z |KL_z - C_z(t)| + gamma_c |KL_c - C_c(t)|
+
+    KL_z = sum_j KL(q(z_j|x) || N(0, 1)), KL_c = KL(q(c|x) || Uniform(K)) (batch means), C(t)
+    linear from C_min to C_max over num_iters updates (:func:`.baseline_terms.linear_capacity`),
+    the discrete C_max capped at log K. At evaluation the code is the argmax of the logits."""
+    name = "joint-vae"
+    has_discrete_code = True
+    encodes_code_logits = True
+    diagnostic_terms = ("kl_continuous", "kl_discrete", "capacity_target_continuous",
+                        "capacity_target_discrete")
+
+    def fixed_betas(self) -> torch.Tensor:
+        return torch.zeros(self.latent_dim)
+
+    def code_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return h[:, 2 * self.latent_dim:]
+
+    def posterior(self, x: torch.Tensor,
+                  generator: Optional[torch.Generator] = None) -> Posterior:
+        h = self.encoder(x)
+        mu, scale = self.gaussian_params(h)
+        z = self.reparameterise(mu, scale, generator)
+        logits = self.code_logits(h)
+        code = bt.gumbel_softmax_sample(logits, self.config.gumbel_temperature, generator)
+        return Posterior(mu, scale, z, logits, code)
+
+    def loss_terms(self, x: torch.Tensor, d: Optional[torch.Tensor] = None,
+                   betas=None, *, posterior: Optional[Posterior] = None):
+        """As :meth:`VAE.loss_terms`; d None (what training passes) means the posterior's own
+        relaxed code."""
+        if posterior is None:
+            posterior = self.posterior(x)
+        return super().loss_terms(x, posterior.code if d is None else d, betas,
+                                  posterior=posterior)
+
+    def capacity_targets(self, t: int) -> Tuple[float, float]:
+        """(C_z(t), C_c(t)) in nats at update t; C_c's C_max capped at log K."""
+        c_min, c_max, n, _ = self.config.capacity_continuous
+        d_min, d_max, d_n, _ = self.config.capacity_discrete
+        d_max = min(d_max, math.log(self.num_classes))
+        return (bt.linear_capacity(t, c_min, c_max, n),
+                bt.linear_capacity(t, min(d_min, d_max), d_max, d_n))
+
+    def extra_loss_terms(self, x, posterior, d, logits):
+        kl_z = self.kl_per_item_dim(posterior.mu, posterior.scale).mean(dim=0).sum()
+        kl_c = bt.categorical_kl_uniform(posterior.code_logits).mean()
+        c_z, c_c = self.capacity_targets(self.iteration)
+        gamma_z, gamma_c = self.config.capacity_continuous[3], self.config.capacity_discrete[3]
+        target = lambda c: torch.tensor(c, dtype=kl_z.dtype, device=kl_z.device)  # noqa: E731
+        return {"capacity_continuous": gamma_z * (kl_z - c_z).abs(),
+                "capacity_discrete": gamma_c * (kl_c - c_c).abs(),
+                "kl_continuous": kl_z.detach(), "kl_discrete": kl_c.detach(),
+                "capacity_target_continuous": target(c_z),
+                "capacity_target_discrete": target(c_c)}
+
+    @torch.no_grad()
+    def evaluation_codes(self, x: torch.Tensor,
+                         mu: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The argmax of the categorical logits (B,) (not CascadeVAE's likelihood argmax);
+        ``mu`` is not needed."""
+        return self.code_logits(self.encoder(x)).argmax(dim=1)
+
+
+class FactorVAE(BetaVAE):
+    """FactorVAE (Kim & Mnih, 2018): the VAE loss (beta = 1 in the presets) plus gamma times
+    the density-ratio estimate of TC(z) from a discriminator D on z::
+
+        loss = recon + beta KL + gamma * mean_i [D_0(z_i) - D_1(z_i)]      (gamma = tc_weight)
+
+    D (2 logits: 0 = from q(z), 1 = dimension-wise permuted) is trained by its own Adam in
+    :meth:`extra_update`, after the VAE step of the same update, on the VAE batch's z (detached)
+    and the permuted z of a second batch (Kim & Mnih's Algorithm 1). The VAE loss runs D as a
+    constant: its backward reaches z through D but computes no gradient for D's weights."""
+    name = "factor-vae"
+    diagnostic_terms = ("tc_estimate",)
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.discriminator = bt.Discriminator(config.latent_dim, config.discriminator_hidden,
+                                              config.discriminator_layers)
+
+    def extra_modules(self) -> Dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}
+
+    def extra_optimizer_specs(self) -> Dict[str, Dict[str, Any]]:
+        return {"discriminator": {"lr": self.config.discriminator_learning_rate,
+                                  "betas": self.config.discriminator_adam_betas}}
+
+    def extra_loss_terms(self, x, posterior, d, logits):
+        with bt.frozen(self.discriminator):
+            d_z = self.discriminator(posterior.z)
+        tc = (d_z[:, 0] - d_z[:, 1]).mean()
+        return {"tc_penalty": self.config.tc_weight * tc, "tc_estimate": tc.detach()}
+
+    def extra_update(self, posterior, optimizers, draw_batch, generator=None):
+        z = posterior.z.detach()
+        with torch.no_grad():
+            z_perm = bt.permute_dims(self.posterior(draw_batch(), generator).z, generator)
+        d_z, d_perm = self.discriminator(z), self.discriminator(z_perm)
+        joint = torch.zeros(z.shape[0], dtype=torch.int64, device=z.device)
+        loss = 0.5 * (F.cross_entropy(d_z, joint) + F.cross_entropy(d_perm, 1 - joint))
+        optimizer = optimizers["discriminator"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        accuracy = 0.5 * ((d_z.argmax(1) == 0).float().mean()
+                          + (d_perm.argmax(1) == 1).float().mean())
+        return {"discriminator_loss": float(loss.detach()),
+                "discriminator_accuracy": float(accuracy)}
+
+
+class BetaTCVAE(VAE):
+    """beta-TCVAE (Chen et al., 2018): the KL split into index-code MI, total correlation and
+    dimension-wise KL, each estimated on the minibatch (:func:`.baseline_terms
+    .kl_decomposition`, estimator ``tc_estimator``, dataset size N = ``dataset_size``)::
+
+        loss = recon + alpha MI + beta TC + gamma dimKL   (mi_weight, tc_weight, dim_kl_weight)
+
+    The analytic KL is not in the loss (the per-dim betas are 0); ``kl_per_dim`` still reports
+    it."""
+    name = "beta-tcvae"
+    diagnostic_terms = ("mi_estimate", "tc_estimate", "dim_kl_estimate")
+
+    def fixed_betas(self) -> torch.Tensor:
+        return torch.zeros(self.latent_dim)
+
+    def extra_loss_terms(self, x, posterior, d, logits):
+        cfg = self.config
+        parts = bt.kl_decomposition(posterior.z, posterior.mu,
+                                    self.posterior_log_std(posterior.scale),
+                                    cfg.dataset_size, cfg.tc_estimator)
+        return {"mi_penalty": cfg.mi_weight * parts.mi, "tc_penalty": cfg.tc_weight * parts.tc,
+                "dim_kl_penalty": cfg.dim_kl_weight * parts.dim_kl,
+                "mi_estimate": parts.mi.detach(), "tc_estimate": parts.tc.detach(),
+                "dim_kl_estimate": parts.dim_kl.detach()}
 
 
 MODELS: Dict[str, Type[VAE]] = {cls.name: cls for cls in
-                                (BetaVAE, AnchorVAE, CascadeVAEC, CascadeVAED, CascadeVAE)}
+                                (BetaVAE, AnchorVAE, CascadeVAEC, CascadeVAED, CascadeVAE,
+                                 JointVAE, FactorVAE, BetaTCVAE)}
 assert tuple(MODELS) == MODEL_NAMES
 
 
