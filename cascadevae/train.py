@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "times per run, a multiple of --log-every; 0 turns it off)")
     p.add_argument("--mi-images", type=int, default=DEFAULT_MI_IMAGES, metavar="N",
                    help=f"images for the I(x; z_j) monitor (default {DEFAULT_MI_IMAGES})")
+    p.add_argument("--device-step", choices=("eager", "graphs"),
+                   help="run each update with cascadevae.device_step (no host sync inside an "
+                        "update; values read every --log-every updates); 'graphs' replays it as "
+                        "CUDA graphs (CUDA only). Models: " + ", ".join(DEVICE_STEP_MODELS))
     p.add_argument("--no-eval", action="store_true",
                    help="skip the evaluation at the end (eval.json, summary.json's metrics)")
     p.add_argument("--eval-max-images", type=int, default=10000, metavar="N",
@@ -346,6 +350,52 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+#: models whose update DeviceStep reproduces (no extra optimiser, no iteration-dependent term)
+DEVICE_STEP_MODELS = ("beta-vae", "anchor-vae", "cascade-c", "cascade-d", "cascade")
+
+
+def make_device_step(trainer: Trainer, mode: str):
+    """A :class:`cascadevae.device_step.DeviceStep` on the trainer (``mode`` "eager" or
+    "graphs"), which takes over its optimiser (state carried over, e.g. after a resume)."""
+    from .device_step import DeviceStep
+    if trainer.cfg.model not in DEVICE_STEP_MODELS:
+        raise ValueError(f"--device-step supports the models {list(DEVICE_STEP_MODELS)}, not "
+                         f"{trainer.cfg.model!r} (its update has an extra optimiser or a term "
+                         "that depends on the iteration)")
+    if mode == "graphs" and trainer.device.type != "cuda":
+        raise ValueError(f"--device-step graphs needs a CUDA device, got {trainer.device}")
+    dstep = DeviceStep.from_trainer(trainer, use_graphs=(mode == "graphs"))
+    trainer.optimizer = dstep.optimizer
+    return dstep
+
+
+def device_update(trainer: Trainer, dstep) -> None:
+    """One update through the DeviceStep: queued on the device, nothing read back."""
+    images, _ = trainer.dataset.sample_batch(trainer.cfg.batch_size, trainer.data_rng)
+    trainer.updating = True
+    dstep.step(trainer.t, images)
+    trainer.t += 1
+    trainer.updating = False
+    return None
+
+
+def device_record(dstep, t: int) -> Dict[str, Any]:
+    """Update t's values from the DeviceStep (waits for the device); raises NonFiniteLoss for
+    the first non-finite update since the last read."""
+    bad = dstep.first_nonfinite()
+    if bad is not None:
+        raise NonFiniteLoss(bad, "loss", float("nan"))
+    return dict(dstep.record(t), extra={})
+
+
+def _postfix(rec: Dict[str, Any]) -> Dict[str, Any]:
+    post = {"loss": f"{rec['loss']:.1f}", "recon": f"{rec['recon']:.1f}",
+            "kl": f"{rec['kl']:.2f}", "relieved": rec["relieved"]}
+    if rec["class_counts"] is not None:
+        post["classes"] = "/".join(map(str, rec["class_counts"]))
+    return post
+
+
 def default_mi_every(iterations: int, log_every: int) -> int:
     """About ``MI_POINTS_PER_RUN`` monitor points per run, on multiples of ``log_every``."""
     step = (int(iterations) // MI_POINTS_PER_RUN) // int(log_every) * int(log_every)
@@ -438,6 +488,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.mi_every < 0 or args.mi_images < 2:
         parser.error(f"--mi-every must be >= 0 (got {args.mi_every}) and --mi-images >= 2 "
                      f"(got {args.mi_images})")
+    if args.device_step and cfg.model not in DEVICE_STEP_MODELS:
+        parser.error(f"--device-step supports the models {list(DEVICE_STEP_MODELS)}, not "
+                     f"{cfg.model!r}")
+    if args.device_step == "graphs" and device.type != "cuda":
+        parser.error(f"--device-step graphs needs a CUDA device, got {device}")
     for note in notes:
         _say(note)
     dataset = load_dataset(data_name, data_dir, lazy)
@@ -504,6 +559,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except Exception as exc:  # a figure must never stop a run
                 _say(f"warning: figures at t={trainer.t} failed: {type(exc).__name__}: {exc}")
 
+    dstep = None
+    if args.device_step:
+        dstep = make_device_step(trainer, args.device_step)
+        _say(f"device step: {args.device_step} (values read every {args.log_every} updates)")
+
     bar = None
     if not args.no_progress:
         from tqdm.auto import tqdm
@@ -511,24 +571,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with _SigintFlag() as sigint:
         try:
             while trainer.t < end:
-                rec = trainer.step()
-                trainer._pre = None
-                last = rec
+                if dstep is None:
+                    rec = trainer.step()
+                    trainer._pre = None
+                else:
+                    rec = device_update(trainer, dstep)
                 done = trainer.t
+                measure = monitor is not None and (done % args.mi_every == 0 or done == end)
+                logged = (measure or done % args.log_every == 0 or done == end
+                          or done == seg_start_t + 1)
+                checkpointed = done % args.checkpoint_every == 0 or done == end
+                if rec is None and (logged or checkpointed):
+                    rec = device_record(dstep, done - 1)  # the only reads: a host sync
                 if bar is not None:
                     bar.update(1)
-                    post = {"loss": f"{rec['loss']:.1f}", "recon": f"{rec['recon']:.1f}",
-                            "kl": f"{rec['kl']:.2f}", "relieved": rec["relieved"]}
-                    if rec["class_counts"] is not None:
-                        post["classes"] = "/".join(map(str, rec["class_counts"]))
-                    bar.set_postfix(post, refresh=False)
-                measure = monitor is not None and (done % args.mi_every == 0 or done == end)
+                    if rec is not None:
+                        bar.set_postfix(_postfix(rec), refresh=False)
+                if rec is None:
+                    continue
+                last = rec
                 if measure:
                     rec.update(monitor.measure(trainer.model, bool(rec["discrete_on"])))
-                if (measure or done % args.log_every == 0 or done == end
-                        or done == seg_start_t + 1):
+                if logged:
                     run.append_metrics(dict(rec, seconds=round(wall(), 3)))
-                if done % args.checkpoint_every == 0 or done == end:
+                if checkpointed:
                     checkpoint()
                 if sigint.hit and trainer.t < end:
                     raise KeyboardInterrupt
