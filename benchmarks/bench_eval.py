@@ -6,21 +6,22 @@ passes for each image's discrete code) within 5 minutes on the 2-core CPU. This 
 
 1. measures the throughput of that pass (encode + evaluation codes, ``ENCODE_BATCH`` images
    per call, ``--throughput-images`` images of the grid) and extrapolates it to the full grid;
-2. times the default evaluation (``cascadevae.evaluate.evaluate_run`` with its defaults:
-   10,000 seeded images for KL / MI / TC / accuracy, 10,000 for the score's data variance,
-   800 votes of L = 100);
-3. measures the effect of the subsample on the score: for each ``--sizes`` N (the images used
-   for the KL pruning and for the per-dim data variance) and each ``--seeds`` seed, the
-   paper-protocol score; seed-to-seed spread at one N against the shift between N's.
+2. optionally (``--time-default``) times the default evaluation
+   (``cascadevae.evaluate.evaluate_run`` with its defaults);
+3. measures the effect of the subsample on the paper-protocol score with everything else held
+   fixed: one seeded pool of ``max(--sizes)`` images (mu, evaluation codes, per-item KL) and one
+   seeded set of M = 800 votes (L = 100; each vote's per-dim variances computed once); for each
+   N in ``--sizes`` the score is recomputed with the KL pruning and the per-dim data variance
+   taken from the first N images of the pool. The votes' own noise is shown by a bootstrap
+   over the 800 votes at the default N = 10,000.
 
-    python benchmarks/bench_eval.py --run RUN_DIR --threads 2 --sizes 10000 50000 --seeds 0 1
+    python benchmarks/bench_eval.py --run RUN_DIR --threads 2
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cascadevae import evaluate as ev  # noqa: E402
-from cascadevae.metrics import disentanglement_score  # noqa: E402
 from cascadevae.run_dir import RunDir  # noqa: E402
 from _common import cpu_model  # noqa: E402
 
@@ -52,16 +52,63 @@ def throughput(model, ds, n: int, seed: int = 0) -> dict:
             "full_grid_seconds_extrapolated": FULL_GRID * sec / n}
 
 
+def subsample_effect(model, ds, sizes, num_votes: int, batch: int, seed: int,
+                     bootstrap: int = 200) -> dict:
+    """Scores with identical votes and KL / variance estimates from nested subsamples."""
+    from cascadevae.metrics.disentanglement import _call, _variances
+
+    rng = np.random.default_rng(seed)
+    pool_n = max(sizes)
+    factors = ds.sample_factors(pool_n, rng)
+    represent = ev.make_represent(model, "cpu", chunk=ev.ENCODE_BATCH)
+    z_pool, codes_pool = _call(represent, ds.images_from_factors(factors))
+    with torch.no_grad():
+        kl_pool = []
+        for s in range(0, pool_n, ev.ENCODE_BATCH):
+            x = torch.as_tensor(ds.images_from_factors(factors[s:s + ev.ENCODE_BATCH]))
+            mu, scale = model.encode(x)
+            kl_pool.append(model.kl_per_item_dim(mu, scale).double().numpy())
+    kl_pool = np.concatenate(kl_pool)
+    K = ds.num_factors
+    ks = np.arange(num_votes) % K
+    vote_var = []
+    for i, k in enumerate(ks):
+        f = ds.sample_factors(batch, rng)
+        f[:, k] = f[0, k]
+        z, c = _call(represent, ds.images_from_factors(f))
+        vote_var.append(_variances(z, c))
+    vote_var = np.array(vote_var)
+    m = z_pool.shape[1]
+
+    def score(n, votes=None):
+        votes = np.arange(num_votes) if votes is None else votes
+        g = _variances(z_pool[:n], None if codes_pool is None else codes_pool[:n])
+        active = g > 0
+        active[:m] &= kl_pool[:n].mean(axis=0) >= 0.1
+        idx = np.flatnonzero(active)
+        dims = idx[np.argmin(vote_var[votes][:, idx] / g[idx], axis=1)]
+        V = np.zeros((g.size, K), dtype=np.int64)
+        np.add.at(V, (dims, ks[votes]), 1)
+        return 100.0 * V.max(axis=1).sum() / len(votes), idx.tolist()
+
+    rows = [dict(zip(("score", "active_dims"), score(n)), subsample=n) for n in sizes]
+    boot_rng = np.random.default_rng(seed + 1)
+    ref = 10000 if 10000 in sizes else sizes[0]
+    boot = [score(ref, boot_rng.integers(0, num_votes, num_votes))[0] for _ in range(bootstrap)]
+    return {"rows": rows, "bootstrap_n": ref, "bootstrap_std": float(np.std(boot, ddof=1)),
+            "num_votes": num_votes, "batch": batch, "seed": seed}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a trained dSprites run directory")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--throughput-images", type=int, default=5000)
-    p.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--throughput-images", type=int, default=3000)
+    p.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 50000])
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--votes", type=int, default=800)
-    p.add_argument("--skip-default", action="store_true", help="skip timing the default "
-                   "evaluation")
+    p.add_argument("--time-default", action="store_true",
+                   help="also time the default evaluation (evaluate_run)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,6 +121,7 @@ def main() -> int:
     ds = ev.load_eval_data(info, None, 2, 0)[0]
     out = {"machine": cpu_model(), "threads": args.threads, "torch": torch.__version__,
            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+           "command": "python benchmarks/bench_eval.py " + " ".join(sys.argv[1:]),
            "run": str(args.run), "model": ckpt["model_config"]["model"], "t": int(ckpt["t"]),
            "S": int(ckpt["model_config"].get("num_classes", 0))}
 
@@ -82,7 +130,7 @@ def main() -> int:
     print(f"encode + codes (S={out['S']}): {tp['images_per_second']:.0f} images/s -> full grid "
           f"({FULL_GRID} images) ~{tp['full_grid_seconds_extrapolated'] / 60:.1f} min")
 
-    if not args.skip_default:
+    if args.time_default:
         start = time.perf_counter()
         res = ev.evaluate_run(args.run, device="cpu", progress=False)
         out["default_evaluation"] = {"seconds": time.perf_counter() - start,
@@ -91,33 +139,18 @@ def main() -> int:
         print(f"default evaluation: {out['default_evaluation']['seconds']:.0f} s, score "
               f"{res.get('disentanglement_score')}")
 
-    rows = []
-    for n in args.sizes:
-        for seed in args.seeds:
-            start = time.perf_counter()
-            rng = np.random.default_rng(1000 + seed)
-            idx = np.sort(rng.choice(len(ds), size=n, replace=False))
-            kl = ev.encode_all(model, ds.images, idx, ev.ENCODE_BATCH, "cpu",
-                               progress=False)["kl"].mean(axis=0)
-            r = disentanglement_score(ds, ev.make_represent(model, "cpu"), protocol="paper",
-                                      num_votes=args.votes, seed=seed, continuous_kl=kl,
-                                      num_variance_samples=n)
-            rows.append({"subsample": n, "seed": seed, "score": r["disentanglement_score"],
-                         "active_dims": r["disentanglement_active_dims"],
-                         "seconds": time.perf_counter() - start})
-            print(f"N={n:6d} seed={seed}: score {r['disentanglement_score']:.2f} active "
-                  f"{r['disentanglement_active_dims']} ({rows[-1]['seconds']:.0f} s)")
-    out["subsample_effect"] = rows
-    print("\n| N (KL and variance images) | seeds | score mean | score std | active dims |")
-    print("|---|---|---|---|---|")
-    summary = []
-    for n in args.sizes:
-        s = [r["score"] for r in rows if r["subsample"] == n]
-        dims = sorted({tuple(r["active_dims"]) for r in rows if r["subsample"] == n})
-        std = statistics.stdev(s) if len(s) > 1 else float("nan")
-        summary.append({"subsample": n, "mean": statistics.mean(s), "std": std})
-        print(f"| {n} | {len(s)} | {statistics.mean(s):.2f} | {std:.2f} | {dims} |")
-    out["subsample_summary"] = summary
+    start = time.perf_counter()
+    eff = subsample_effect(model, ds, sorted(args.sizes), args.votes, 100, args.seed)
+    eff["seconds"] = time.perf_counter() - start
+    out["subsample_effect"] = eff
+    print(f"\nsame {args.votes} votes (L = 100), KL pruning and data variance from the first N "
+          f"images of one seeded pool ({eff['seconds']:.0f} s):\n")
+    print("| N (KL and variance images) | score | active dims |")
+    print("|---|---|---|")
+    for r in eff["rows"]:
+        print(f"| {r['subsample']} | {r['score']:.2f} | {r['active_dims']} |")
+    print(f"\nvote noise: bootstrap std over the {args.votes} votes at N = "
+          f"{eff['bootstrap_n']}: {eff['bootstrap_std']:.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -21,7 +21,7 @@ PRESETS = {"joint-vae": "joint-vae-mnist", "factor-vae": "factor-vae",
            "beta-tcvae": "beta-tcvae"}
 # tiny runs: MNIST-5k at batch 8, a small discriminator
 BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu",
-        "--no-figures"]
+        "--no-figures", "--mi-every", "0", "--no-eval"]
 SMALL_D = ["--set", "discriminator_hidden=64", "--set", "discriminator_layers=3"]
 
 
@@ -305,7 +305,7 @@ def test_trains_resumes_exactly_and_evaluates(model, tmp_path, capsys):
     assert _train(full, model, "--iters", "12", "--log-every", "1") == 0
     assert _train(part, model, "--iters", "12", "--log-every", "1", "--stop-at", "7") == 0
     assert RunDir(part).load_checkpoint()["t"] == 7
-    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu",
+    assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu", "--no-eval",
                        "--no-figures"]) == 0
     a, b = RunDir(full).load_checkpoint(), RunDir(part).load_checkpoint()
     for k in a["model"]:
@@ -351,7 +351,7 @@ def test_joint_vae_on_dsprites_scores_with_its_code_and_draws_figures(tmp_path):
     out = tmp_path / "run"
     assert train.main(["--preset", "joint-vae-dsprites", "--lazy-data", "--set", "batch_size=4",
                        "--iters", "3", "--no-progress", "--device", "cpu",
-                       "--out", str(out)]) == 0
+                       "--out", str(out), "--mi-every", "0", "--no-eval"]) == 0
     names = sorted(p.name for p in (out / "figures").iterdir())
     assert "discrete.png" in names and "recon.png" in names
     res = evaluate.evaluate_run(out, num_votes=10, batch=10, max_images=50,

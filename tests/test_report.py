@@ -215,7 +215,8 @@ def test_end_to_end_train_evaluate_report(tmp_path, monkeypatch, capsys):
     run = tmp_path / "runs" / "tiny"
     assert train.main(["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress",
                        "--no-figures", "--device", "cpu", "--iters", "4",
-                       "--checkpoint-every", "4", "--out", str(run)]) == 0
+                       "--checkpoint-every", "4", "--out", str(run), "--mi-every", "0",
+                       "--no-eval"]) == 0
     assert evaluate.main([str(run), "--max-images", "100", "--no-progress"]) == 0
     capsys.readouterr()
     assert report.main([str(tmp_path / "runs")]) == 0
