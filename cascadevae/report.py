@@ -91,7 +91,8 @@ PROTOCOL_FIELDS = (
 FREE_CONFIG_FIELDS = ("seed", "name", "source")
 
 MODEL_NAMES = {"cascade": "CascadeVAE", "cascade-c": "CascadeVAE-C",
-               "cascade-d": "CascadeVAE-D", "beta-vae": "beta-VAE", "anchor-vae": "AnchorVAE"}
+               "cascade-d": "CascadeVAE-D", "beta-vae": "beta-VAE", "anchor-vae": "AnchorVAE",
+               "joint-vae": "JointVAE", "factor-vae": "FactorVAE", "beta-tcvae": "beta-TCVAE"}
 
 
 class ReportError(ValueError):
@@ -225,6 +226,13 @@ def beta_label(cfg: TrainConfig) -> str:
     kind = MODELS.get(cfg.model, (None, None))[1]
     if kind in ("cascade", "anchor"):
         return f"beta_l={cfg.beta_low:g}"
+    if cfg.model == "factor-vae":
+        return f"gamma={cfg.tc_weight:g}"
+    if cfg.model == "beta-tcvae":
+        return f"beta={cfg.tc_weight:g} (TC)"
+    if cfg.model == "joint-vae":
+        return (f"C_z={cfg.capacity_continuous[1]:g}, C_c={cfg.capacity_discrete[1]:g}"
+                if cfg.capacity_continuous and cfg.capacity_discrete else "")
     return "" if cfg.beta is None else f"beta={cfg.beta:g}"
 
 

@@ -1,77 +1,65 @@
 #!/usr/bin/env bash
-# The end-to-end demonstration behind docs/results.md: beta-VAE, CascadeVAE-C and CascadeVAE
-# (and the baselines of docs/baselines.md) on MNIST-5k and procedural dSprites, several seeds,
-# the same reduced budget for every model, evaluated and aggregated.
+# The end-to-end demonstration behind docs/results.md: CascadeVAE, CascadeVAE-C, beta-VAE and
+# the baselines JointVAE and FactorVAE on MNIST-5k and procedural dSprites, the same reduced
+# budget for every model of a dataset, each run evaluated at its end, then aggregated.
 #
-#   bash docs/demo/run_demo.sh [OUT_DIR] [JOBS]      (default runs/demo, 2 jobs in parallel)
+#   bash docs/demo/run_demo.sh [OUT_DIR] [JOBS]      (default runs/demo, 2 runs at a time)
 #
-# Every run uses one thread (OMP_NUM_THREADS=1) and JOBS runs share the machine. Budgets:
-# MNIST_ITERS updates on MNIST-5k, DSPRITES_ITERS on dSprites (the paper: 1.2e5 and 3e5);
-# --iters below a preset's budget scales its schedule (r, t_d) proportionally.
-# A run that already finished is skipped, one that was interrupted is resumed, so the script
-# can be re-run after an interruption.
+# Every run uses one thread (OMP_NUM_THREADS=1). Budgets: MNIST_ITERS updates on MNIST-5k,
+# DSPRITES_ITERS on dSprites (the paper: 1.2e5 and 3e5); --iters below a preset's budget
+# scales its schedule (r, t_d, JointVAE's capacity ramp) proportionally. RUNS lists the runs as
+# dataset/model-sSEED (default: the runs of docs/results.md). A finished run is skipped, so
+# the script can be re-run after an interruption (an unfinished run starts again).
 set -euo pipefail
 OUT=${1:-runs/demo}
 JOBS=${2:-2}
 MNIST_ITERS=${MNIST_ITERS:-3000}
 DSPRITES_ITERS=${DSPRITES_ITERS:-2000}
-MNIST_SEEDS=${MNIST_SEEDS:-"1 2 3"}
-DSPRITES_SEEDS=${DSPRITES_SEEDS:-"1 2"}
-MODELS=${MODELS:-"cascade cascade-c beta-vae"}
+RUNS=${RUNS:-"
+  mnist5k/cascade-s1 mnist5k/cascade-c-s1 mnist5k/beta-vae-s1
+  dsprites/cascade-s1 dsprites/cascade-c-s1 dsprites/beta-vae-s1
+  mnist5k/cascade-s2 dsprites/cascade-s2 dsprites/factor-vae-s1 mnist5k/joint-vae-s1
+  mnist5k/cascade-c-s2 mnist5k/beta-vae-s2 dsprites/joint-vae-s1 dsprites/cascade-c-s2
+  mnist5k/joint-vae-s2 dsprites/beta-vae-s2
+"}
 mkdir -p "$OUT"
 
-# model -> extra arguments, per dataset. MNIST: the paper's MNIST networks and settings
+# dataset/model -> the training arguments. MNIST: the paper's MNIST networks and settings
 # (preset mnist) with the other models' betas set explicitly; dSprites: each model's own
-# dSprites preset (beta-VAE beta = 4 with m = 10, CascadeVAE-C m = 10, CascadeVAE m = 6, S = 3).
-mnist_args() {
+# dSprites preset (beta-VAE beta = 4 and CascadeVAE-C with m = 10, CascadeVAE m = 6, S = 3).
+train_args() {
   case $1 in
-    cascade) echo "--preset mnist" ;;
-    cascade-c) echo "--preset mnist --model cascade-c --set num_classes=0 --set discrete_warmup=None" ;;
-    beta-vae) echo "--preset mnist --model beta-vae --set beta=4 --set beta_high=None --set beta_low=None --set relieve_every=None --set discrete_warmup=None --set num_classes=0" ;;
-    *) echo "--preset $1-mnist" ;;
+    mnist5k/cascade) echo "--preset mnist" ;;
+    mnist5k/cascade-c) echo "--preset mnist --model cascade-c --set num_classes=0 --set discrete_warmup=None" ;;
+    mnist5k/beta-vae) echo "--preset mnist --model beta-vae --set beta=4 --set beta_high=None --set beta_low=None --set relieve_every=None --set discrete_warmup=None --set num_classes=0" ;;
+    mnist5k/joint-vae) echo "--preset joint-vae-mnist" ;;
+    dsprites/cascade) echo "--preset dsprites" ;;
+    dsprites/joint-vae) echo "--preset joint-vae-dsprites" ;;
+    dsprites/*) echo "--preset ${1#dsprites/}" ;;
+    *) echo "unknown run $1" >&2; return 1 ;;
   esac
 }
-dsprites_args() {
-  case $1 in
-    cascade) echo "--preset dsprites" ;;
-    cascade-c|beta-vae) echo "--preset $1" ;;
-    *) echo "--preset $1" ;;
-  esac
-}
-
-# seed-major order, so that whole seeds (every model) finish first
-cmds=()
-for seed in $(printf '%s\n' $MNIST_SEEDS $DSPRITES_SEEDS | sort -un); do
-  for model in $MODELS; do
-    case " $MNIST_SEEDS " in *" $seed "*)
-      cmds+=("mnist5k/$model-s$seed|$(mnist_args "$model") --dataset mnist5k --iters $MNIST_ITERS --seed $seed") ;;
-    esac
-    case " $DSPRITES_SEEDS " in *" $seed "*)
-      cmds+=("dsprites/$model-s$seed|$(dsprites_args "$model") --dataset dsprites --iters $DSPRITES_ITERS --seed $seed") ;;
-    esac
-  done
-done
 
 run_one() {
-  local name=${1%%|*} args=${1#*|} dir="$OUT/${1%%|*}"
+  local name=$1 dir="$OUT/$1" dataset=${1%%/*} model seed iters
+  model=${1#*/}; seed=${model##*-s}; model=${model%-s*}
+  iters=$([ "$dataset" = mnist5k ] && echo "$MNIST_ITERS" || echo "$DSPRITES_ITERS")
   if [ -f "$dir/summary.json" ] && grep -q '"status": "finished"' "$dir/summary.json"; then
     echo "done already: $dir"; return 0
   fi
-  mkdir -p "$(dirname "$dir")"
-  if [ -f "$dir/checkpoint.pt" ]; then
-    OMP_NUM_THREADS=1 python -m cascadevae.train --resume "$dir" --device cpu --no-progress \
-      > "$dir.log" 2>&1
-  else
-    rm -rf "$dir"
-    # shellcheck disable=SC2086
-    OMP_NUM_THREADS=1 python -m cascadevae.train $args --out "$dir" --device cpu --no-progress \
-      --keep-checkpoints --checkpoint-every 500 > "$dir.log" 2>&1
-  fi
+  rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
+  # shellcheck disable=SC2046
+  OMP_NUM_THREADS=1 python -m cascadevae.train $(train_args "$dataset/$model") \
+    --dataset "$dataset" --iters "$iters" --seed "$seed" --out "$dir" --device cpu \
+    --no-progress --keep-checkpoints --checkpoint-every 500 > "$dir.log" 2>&1
   echo "finished: $dir ($(tail -n 1 "$dir.log"))"
 }
-export -f run_one
-export OUT
-printf '%s\n' "${cmds[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}
+export -f run_one train_args
+export OUT MNIST_ITERS DSPRITES_ITERS
+printf '%s\n' $RUNS | xargs -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}
 
-python -m cascadevae.report "$OUT/mnist5k" --out "$OUT/report-mnist5k"
-python -m cascadevae.report "$OUT/dsprites" --out "$OUT/report-dsprites"
+for dataset in mnist5k dsprites; do
+  if [ -d "$OUT/$dataset" ]; then
+    python -m cascadevae.report "$OUT/$dataset" --out "$OUT/report-$dataset"
+  fi
+done
