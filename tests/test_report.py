@@ -229,3 +229,14 @@ def test_end_to_end_train_evaluate_report(tmp_path, monkeypatch, capsys):
     (r,) = table["groups"][0]["runs"]
     assert r["accuracy_unsupervised"] == pytest.approx(ev["accuracy_unsupervised"])
     assert r["t"] == 4 and table["groups"][0]["warnings"] == []
+
+
+def test_beta_column_of_the_baselines():
+    from cascadevae.presets import get_preset
+    from cascadevae.report import MODEL_NAMES, beta_label
+
+    assert beta_label(get_preset("factor-vae")) == "gamma=35"
+    assert beta_label(get_preset("joint-vae-dsprites")) == "C_z=40, C_c=1.1"
+    assert beta_label(get_preset("beta-tcvae")).startswith("beta=")
+    assert beta_label(get_preset("dsprites")) == "beta_l=1"
+    assert MODEL_NAMES["joint-vae"] == "JointVAE" and MODEL_NAMES["factor-vae"] == "FactorVAE"
