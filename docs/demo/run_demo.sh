@@ -21,6 +21,7 @@ RUNS=${RUNS:-"
   mnist5k/cascade-s2 dsprites/cascade-s2 dsprites/factor-vae-s1 mnist5k/joint-vae-s1
   mnist5k/cascade-c-s2 mnist5k/beta-vae-s2 dsprites/joint-vae-s1 dsprites/cascade-c-s2
   mnist5k/joint-vae-s2 dsprites/beta-vae-s2
+  mnist5k/cascade-s3 mnist5k/cascade-c-s3 mnist5k/beta-vae-s3
 "}
 mkdir -p "$OUT"
 
