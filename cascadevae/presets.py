@@ -13,8 +13,9 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
+from .acceleration import check_compile, check_precision, resolve_compile, resolve_precision
 from .assignment import lam_from_official
 from .models.config import (BASELINE_FIELDS, check_adam_betas, check_baseline_fields,
                             check_count, check_number)
@@ -107,6 +108,12 @@ class TrainConfig:
     reset at the discrete switch (80k), where the betas stay the same.
 
     ``budget_scale`` is 1 for the paper's budgets; :meth:`scaled` records its factor there.
+
+    ``precision`` ("auto", "fp32", "bf16") and ``compile`` ("auto", True, False) say how the
+    update runs: bf16 runs the networks under bfloat16 autocast (float32 weights, Adam state,
+    losses and KL), compile runs them through torch.compile. They change the bits a run
+    produces, so a run records the concrete values it used (:meth:`resolved`: "auto" becomes
+    what :mod:`cascadevae.acceleration` picks for the device) and a resume keeps them.
     """
 
     name: str
@@ -143,6 +150,8 @@ class TrainConfig:
     dim_kl_weight: Optional[float] = None
     tc_estimator: Optional[str] = None
     dataset_size: Optional[int] = None
+    precision: str = "auto"
+    compile: Union[str, bool] = "auto"
 
     def __post_init__(self) -> None:
         s = lambda n, v: object.__setattr__(self, n, v)  # noqa: E731  (normalise frozen fields)
@@ -178,6 +187,8 @@ class TrainConfig:
           _float("pairwise_lambda_official", self.pairwise_lambda_official))
         s("seed", _int("seed", self.seed, 0))
         s("budget_scale", _float("budget_scale", self.budget_scale, 0.0, strict=True))
+        check_precision(self.precision)
+        check_compile(self.compile)
         self._check_model_fields()
         self.schedule()  # cross-field checks (beta_l <= beta_h, t_d in whole stages, ...)
 
@@ -254,6 +265,12 @@ class TrainConfig:
                              f"{', '.join(self.field_names())}")
         return dataclasses.replace(self, **overrides)
 
+    def resolved(self, device) -> "TrainConfig":
+        """This config with ``precision`` and ``compile`` made concrete for ``device``."""
+        precision = resolve_precision(self.precision, device)
+        return self.replace(precision=precision,
+                            compile=resolve_compile(self.compile, device, precision))
+
     def with_dataset_size(self, size: int) -> "TrainConfig":
         """This config with ``dataset_size`` = ``size`` (the training set's length) when its
         model needs N and the config leaves it None; otherwise this config unchanged (an
@@ -302,6 +319,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        # a config.json written before these fields existed is a float32, uncompiled run
+        d = {"precision": "fp32", "compile": False, **d}
         unknown = sorted(set(d) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; valid names: "

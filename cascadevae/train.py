@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -34,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from . import acceleration
 from . import data as data_mod
 from .models import ModelConfig, build_model
 from .models import discrete as discrete_mod
@@ -80,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, help="number of updates; smaller than the preset's "
                    "budget scales r and t_d proportionally (TrainConfig.scaled)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
+    p.add_argument("--precision", choices=acceleration.PRECISIONS,
+                   help="network arithmetic: bf16 runs them under bfloat16 autocast (float32 "
+                        "weights, Adam, losses); auto (default) picks bf16 where the device "
+                        "does bfloat16 natively (CPU with AMX, CUDA >= 8.0), else fp32")
+    p.add_argument("--compile", dest="compile", action="store_const", const=True,
+                   help="compile the networks with torch.compile (default: auto, on only where "
+                        "it was measured to pay; see docs/performance.md)")
+    p.add_argument("--no-compile", dest="compile", action="store_const", const=False,
+                   help="never compile")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: OMP_NUM_THREADS, else the free cores: the cores "
+                        "minus the machine's load, at least 1)")
     data_mod.add_data_dir_argument(p)
     p.add_argument("--lazy-data", action="store_true",
                    help="procedural dSprites: render each batch instead of the whole grid")
@@ -157,6 +171,10 @@ def resolve_config(args: argparse.Namespace) -> tuple:
     over.update(parse_overrides(args.overrides))
     if over:
         cfg = cfg.replace(**over)
+    if args.precision is not None:
+        cfg = cfg.replace(precision=args.precision)
+    if args.compile is not None:
+        cfg = cfg.replace(compile=args.compile)
     if args.iters is not None:
         if args.iters < cfg.iterations:
             cfg = cfg.scaled(args.iters)
@@ -231,7 +249,7 @@ class Trainer:
     BASE_TERMS = ("recon", "kl_per_dim", "kl", "loss")
 
     def __init__(self, cfg: TrainConfig, dataset, image_size: int, device: torch.device):
-        cfg = cfg.with_dataset_size(len(dataset))
+        cfg = cfg.with_dataset_size(len(dataset)).resolved(device)
         self.cfg = cfg
         self.dataset = dataset
         self.device = device
@@ -248,6 +266,13 @@ class Trainer:
         self.elapsed = 0.0       # wall seconds of earlier segments
         self.updating = False    # inside optimizer.step(): parameters half-written
         self._pre = None
+        # compiled networks, used only inside step() (evaluation, figures and the monitor
+        # run the plain modules, so their other batch sizes never trigger a recompile)
+        self._compiled: Optional[Dict[str, torch.nn.Module]] = None
+        self.compile_seconds: Optional[float] = None
+        if cfg.compile:
+            self._compiled = {name: torch.compile(getattr(self.model, name), dynamic=False)
+                              for name in ("encoder", "decoder")}
 
     def rollback_interrupted(self) -> bool:
         """After an interrupt inside :meth:`step`: undo its RNG draws (and a fresh optimizer)
@@ -306,7 +331,47 @@ class Trainer:
         self.elapsed = float(state.get("elapsed", 0.0))
 
     # -- one update ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _update_context(self):
+        """The networks and arithmetic of an update: bfloat16 autocast for precision bf16,
+        and the compiled encoder and decoder in place of the plain ones for compile."""
+        saved = {}
+        if self._compiled is not None:
+            for name, module in self._compiled.items():
+                saved[name] = self.model._modules[name]
+                self.model._modules[name] = module
+        try:
+            with acceleration.autocast(self.device, self.cfg.precision):
+                yield
+        finally:
+            self.model._modules.update(saved)
+
     def step(self) -> Dict[str, Any]:
+        if self._compiled is not None and self.compile_seconds is None:
+            return self._first_compiled_step()
+        return self._step()
+
+    def _first_compiled_step(self) -> Dict[str, Any]:
+        """The first update compiles the networks: timed, and on a compiler failure rolled
+        back and redone eagerly (``cfg.compile`` then becomes False, with one warning)."""
+        t0 = time.perf_counter()
+        try:
+            rec = self._step()
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise
+            if not self.rollback_interrupted():
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            _say(f"warning: torch.compile failed ({type(exc).__name__}: {first}); training "
+                 "without compilation (--no-compile silences this)")
+            self._compiled = None
+            self.cfg = self.cfg.replace(compile=False)
+            return self._step()
+        self.compile_seconds = time.perf_counter() - t0
+        return rec
+
+    def _step(self) -> Dict[str, Any]:
         t, cfg, sched = self.t, self.cfg, self.schedule
         # what an interrupted update must roll back to (see rollback_interrupted)
         self._pre = (self.z_gen.get_state(), self.data_rng.bit_generator.state, self.optimizer)
@@ -315,12 +380,13 @@ class Trainer:
         x = self._draw_batch()
         self.model.train()
         self.model.set_iteration(t)
-        post = self.model.posterior(x, generator=self.z_gen)
         on = sched.discrete_on(t)
-        # lam=None: the model config's pairwise_lambda (converted from the official value once)
-        d = discrete_mod.training_codes(self.model, x, post.z, on)
         betas = sched.betas(t)
-        terms = self.model.loss_terms(x, d, betas, posterior=post)
+        with self._update_context():
+            post = self.model.posterior(x, generator=self.z_gen)
+            # lam=None: the model config's pairwise_lambda (converted from the official value)
+            d = discrete_mod.training_codes(self.model, x, post.z, on)
+            terms = self.model.loss_terms(x, d, betas, posterior=post)
         for name in ("recon", "kl", "loss"):
             value = float(terms[name].detach())
             if not math.isfinite(value):
@@ -330,8 +396,9 @@ class Trainer:
         self.updating = True
         self.optimizer.step()
         extra = {k: float(v.detach()) for k, v in terms.items() if k not in self.BASE_TERMS}
-        extra.update(self.model.extra_update(post, self.extra_optimizers, self._draw_batch,
-                                             self.z_gen))
+        with self._update_context():
+            extra.update(self.model.extra_update(post, self.extra_optimizers, self._draw_batch,
+                                                 self.z_gen))
         self.t = t + 1
         self.updating = False
         counts = None
@@ -388,6 +455,17 @@ def device_record(dstep, t: int) -> Dict[str, Any]:
     return dict(dstep.record(t), extra={})
 
 
+def _compile_note(trainer: Trainer, run: RunDir, bar) -> None:
+    """After the first compiled update: say what it cost (once), or record the fallback."""
+    if trainer.compile_seconds is not None:
+        msg = (f"compiled the networks in {trainer.compile_seconds:.1f} s (first update only; "
+               "--no-compile skips it)")
+    else:
+        msg = "compilation failed; continuing without it (config.json updated)"
+        trainer.cfg.save(run.path)
+    (bar.write if bar is not None else _say)(msg)
+
+
 def _postfix(rec: Dict[str, Any]) -> Dict[str, Any]:
     post = {"loss": f"{rec['loss']:.1f}", "recon": f"{rec['recon']:.1f}",
             "kl": f"{rec['kl']:.2f}", "relieved": rec["relieved"]}
@@ -439,7 +517,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag in ("log_every", "checkpoint_every"):
+    for flag in ("log_every", "checkpoint_every", "threads"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
     device = resolve_device(args.device)
@@ -453,7 +531,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.overrides:
             parser.error("--set cannot change a resumed run")
         cfg = TrainConfig.load(run.path)
+        # precision and compilation change the bits: a resumed run keeps what it used
+        if args.precision is not None and (acceleration.resolve_precision(args.precision, device)
+                                           != cfg.precision):
+            parser.error(f"--precision {args.precision} differs from the run's precision "
+                         f"{cfg.precision!r} (config.json); a resumed run keeps its precision")
+        if args.compile is not None and bool(args.compile) != bool(cfg.compile):
+            parser.error(f"--{'' if args.compile else 'no-'}compile differs from the run's "
+                         f"compile={cfg.compile} (config.json); a resumed run keeps it")
         info = run.read_json("run.json")
+        if args.threads is None and info.get("threads"):
+            args.threads = int(info["threads"])
         data_name, image_size = info["dataset"], int(info["image_size"])
         data_dir = args.data_dir if args.data_dir is not None else info.get("data_dir")
         lazy = bool(info.get("lazy_data", False)) or args.lazy_data
@@ -495,6 +583,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--device-step graphs needs a CUDA device, got {device}")
     for note in notes:
         _say(note)
+    threads = args.threads or acceleration.default_threads()
+    torch.set_num_threads(threads)
     dataset = load_dataset(data_name, data_dir, lazy)
     _say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
          f"{dataset.source}")
@@ -503,6 +593,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              f"{image_size}x{image_size}")
         return EXIT_USAGE
 
+    if cfg.resolved(device).compile:
+        reason = acceleration.compiler_available()
+        if reason:
+            _say(f"warning: torch.compile is unavailable here ({reason}); training without "
+                 "compilation (--no-compile silences this)")
+            cfg = cfg.replace(compile=False)
     trainer = Trainer(cfg, dataset, image_size, device)
     if args.resume:
         if run.has_checkpoint():
@@ -521,11 +617,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "checkpoint_every": args.checkpoint_every, "preset": args.preset,
             "mi_every": args.mi_every, "mi_images": args.mi_images,
             "keep_checkpoints": bool(args.keep_checkpoints),
+            "precision": trainer.cfg.precision, "compile": trainer.cfg.compile,
+            "threads": threads, "native_bf16": acceleration.native_bf16(device),
             "command": "python -m cascadevae.train " + shlex.join(argv),
             "model_config": trainer.model_config.to_dict(),
             "schedule": trainer.schedule.to_dict()})
     _say(f"run directory: {run.path}  device: {device}  model: {cfg.model}  "
          f"iterations: {cfg.iterations}")
+    _say(f"precision {trainer.cfg.precision}, compile {'on' if trainer.cfg.compile else 'off'}, "
+         f"{threads} thread{'s' if threads > 1 else ''}"
+         + ("" if args.resume else f" (requested precision {cfg.precision}, compile "
+            f"{cfg.compile}; see docs/performance.md)"))
 
     end = cfg.iterations if args.stop_at is None else min(cfg.iterations, args.stop_at)
     start_wall = time.time()
@@ -572,8 +674,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             while trainer.t < end:
                 if dstep is None:
+                    first_compiled = trainer._compiled is not None and trainer.compile_seconds is None
                     rec = trainer.step()
                     trainer._pre = None
+                    if first_compiled:
+                        _compile_note(trainer, run, bar)
                 else:
                     rec = device_update(trainer, dstep)
                 done = trainer.t

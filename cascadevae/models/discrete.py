@@ -60,9 +60,10 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
     """u (B, S): log p_theta(x_i | z_i, e_k) for every item and code, from one decoder pass
     over B*S inputs (no encoder pass, no gradient).
 
-    The fused native kernel computes u where the logits are (:func:`cascadevae.kernels.
-    bernoulli_loglik`): on the CPU for float32 logits, on a CUDA device for float32 or bfloat16
-    logits when the extension has its CUDA kernels (``loglik_variant`` picks the CUDA
+    On the CPU the pass is :meth:`Decoder.score_all_codes` (the same function, arranged for
+    the CPU). The fused native kernel computes u where the logits are (:func:`cascadevae.kernels.
+    bernoulli_loglik`): on the CPU and on a CUDA device for float32 or bfloat16 logits (on
+    CUDA when the extension has its CUDA kernels; ``loglik_variant`` picks the CUDA
     kernel's exp/log: "fast" or "precise"); u is then float32 on the logits' device.
     Otherwise :func:`bernoulli_loglik_torch` computes it with the same formula, in the logits'
     dtype.
@@ -71,11 +72,18 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
     if num_classes < 1:
         raise ValueError(f"model {model.name!r} has no discrete code (S = {num_classes})")
     batch = x.shape[0]
-    z_rep, codes = all_code_inputs(z.detach(), num_classes)
-    logits = model.decode(z_rep, codes).reshape(batch, num_classes, -1)
+    if z.device.type == "cpu":
+        # the CPU arrangement of the same pass (Decoder.score_all_codes); on CUDA the plain
+        # B*S forward below, which is what the captured device step was written against
+        logits = model.decoder.score_all_codes(z.detach())
+    else:
+        z_rep, codes = all_code_inputs(z.detach(), num_classes)
+        logits = model.decode(z_rep, codes).reshape(batch, num_classes, -1)
     flat_x = x.reshape(batch, -1)
-    if logits.device.type == "cpu" and logits.dtype == torch.float32:
-        return torch.from_numpy(cascadevae_ext.bernoulli_loglik(logits, flat_x.float()))
+    if logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.bfloat16):
+        # as many kernel threads as torch uses (a 1-thread run must not take every core)
+        return torch.from_numpy(cascadevae_ext.bernoulli_loglik(
+            logits, flat_x.float(), num_threads=torch.get_num_threads()))
     if (logits.is_cuda and kernels.HAVE_CUDA_KERNELS
             and logits.dtype in (torch.float32, torch.bfloat16)):
         return kernels.bernoulli_loglik(logits.contiguous(), flat_x.float().contiguous(),

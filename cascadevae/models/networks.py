@@ -5,13 +5,22 @@ Every 4x4 convolution has stride 2 and padding 1, so it halves the side exactly 
 TensorFlow code's 'SAME' padding), and every 4x4 transposed convolution doubles it. Both
 tables reach a 64 x 4 x 4 feature map: 64 -> 32 -> 16 -> 8 -> 4 with four convolutions,
 32 -> 16 -> 8 -> 4 with three. Weights use torch's default initialisation.
+
+The (transposed) convolutions run through :mod:`.conv_layout`, which computes each one in the
+memory layout that is fastest for its shape on the CPU (the same function and gradients).
+:meth:`Decoder.score_all_codes` is the discrete step's no-grad pass over every (item, code)
+pair: the same function as the plain forward, with the first layer done once per item plus
+a per-code column.
 """
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .conv_layout import conv, conv_transpose
 
 #: Output channels of the encoder's 4x4 stride-2 convolutions, per input size.
 ENCODER_CHANNELS: Dict[int, Tuple[int, ...]] = {64: (32, 32, 64, 64), 32: (32, 32, 64)}
@@ -67,7 +76,10 @@ class Encoder(nn.Module):
                                 nn.Linear(HIDDEN, 2 * latent_dim + extra_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(x))
+        h = x
+        for layer in self.convs:
+            h = conv(h, layer.weight, layer.bias) if isinstance(layer, nn.Conv2d) else layer(h)
+        return self.fc(h)
 
 
 class Decoder(nn.Module):
@@ -112,4 +124,36 @@ class Decoder(nn.Module):
         self.deconvs = nn.Sequential(*layers)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.deconvs(self.fc(inputs))
+        return self._deconvolve(self.fc(inputs))
+
+    def _deconvolve(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.deconvs:
+            if isinstance(layer, nn.ConvTranspose2d):
+                h = conv_transpose(h, layer.weight, layer.bias)
+            else:  # ReLU; in place where no gradient is recorded (the scoring pass)
+                h = F.relu(h, inplace=not torch.is_grad_enabled())
+        return h
+
+    @torch.no_grad()
+    def score_all_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits (B, S, H*W) of item b under code e_k for every b and k: the plain forward on
+        concat(z_b, e_k), without gradient, arranged for speed (see the module docstring).
+
+        * First layer: W [z; e_k] + b = (W_z z + b) + W_d[:, k], so the (B, m) product is
+          done once and code k adds column k of W_d; no (B*S, m + S) input is built.
+        * The transposed convolutions as in :meth:`forward` (:mod:`.conv_layout`).
+
+        The values equal the plain forward up to float rounding (the sums run in another
+        order). Under CPU autocast the layers run in bfloat16 and the logits come out
+        bfloat16."""
+        if self.num_classes < 1:
+            raise ValueError(f"score_all_codes needs a discrete code (S >= 1), got S = "
+                             f"{self.num_classes}")
+        batch, m, S = z.shape[0], self.latent_dim, self.num_classes
+        first, _, second, _, unflatten = self.fc
+        w_z, w_d = first.weight[:, :m], first.weight[:, m:]
+        h = F.linear(z, w_z, first.bias)                          # (B, 256)
+        h = (h.unsqueeze(1) + w_d.t().to(h.dtype).unsqueeze(0)).relu_()  # (B, S, 256)
+        h = F.linear(h.reshape(batch * S, -1), second.weight, second.bias).relu_()
+        logits = self._deconvolve(unflatten(h))
+        return logits.reshape(batch, S, -1)

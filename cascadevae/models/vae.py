@@ -29,6 +29,12 @@ from .networks import Decoder, Encoder
 BetasLike = Union[torch.Tensor, np.ndarray, "list[float]"]
 
 
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """t as float32 if it is bfloat16 or float16 (a network output under autocast), else t
+    itself: losses, KLs and samples are always computed in float32 or wider."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class Posterior(NamedTuple):
     """q_phi(z | x) for a batch: mean (B, m), scale in the model's ``std_param``
     parameterisation (std for "softplus", log sigma^2 for "logvar") and one sample z (B, m).
@@ -95,8 +101,10 @@ class VAE(nn.Module):
     # ---- inference ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor):
         """x (B, 1, H, W) in [0, 1] -> (mu, scale), each (B, m). scale is the std for
-        ``std_param="softplus"`` (std = softplus(raw)) and log sigma^2 for ``"logvar"``."""
-        return self.gaussian_params(self.encoder(x))
+        ``std_param="softplus"`` (std = softplus(raw)) and log sigma^2 for ``"logvar"``.
+        Float32 also under bfloat16 autocast (:func:`widen`: the KL and z are computed in
+        float32)."""
+        return self.gaussian_params(widen(self.encoder(x)))
 
     def gaussian_params(self, h: torch.Tensor):
         """The encoder output h (B, 2m [+ S]) -> (mu, scale) as :meth:`encode` returns them."""
@@ -188,8 +196,9 @@ class VAE(nn.Module):
         return betas
 
     def recon_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Bernoulli NLL summed over pixels, averaged over the batch."""
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+        """Bernoulli NLL summed over pixels, averaged over the batch; accumulated in float32
+        at least (bfloat16 logits under autocast are widened first)."""
+        return F.binary_cross_entropy_with_logits(widen(logits), x, reduction="sum") / x.shape[0]
 
     def loss_terms(self, x: torch.Tensor, d: Optional[torch.Tensor] = None,
                    betas: Optional[BetasLike] = None, *,
@@ -329,7 +338,7 @@ class JointVAE(VAE):
 
     def posterior(self, x: torch.Tensor,
                   generator: Optional[torch.Generator] = None) -> Posterior:
-        h = self.encoder(x)
+        h = widen(self.encoder(x))
         mu, scale = self.gaussian_params(h)
         z = self.reparameterise(mu, scale, generator)
         logits = self.code_logits(h)
@@ -370,7 +379,7 @@ class JointVAE(VAE):
                          mu: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The argmax of the categorical logits (B,) (not CascadeVAE's likelihood argmax);
         ``mu`` is not needed."""
-        return self.code_logits(self.encoder(x)).argmax(dim=1)
+        return self.code_logits(widen(self.encoder(x))).argmax(dim=1)
 
 
 class FactorVAE(BetaVAE):
@@ -400,7 +409,7 @@ class FactorVAE(BetaVAE):
 
     def extra_loss_terms(self, x, posterior, d, logits):
         with bt.frozen(self.discriminator):
-            d_z = self.discriminator(posterior.z)
+            d_z = widen(self.discriminator(posterior.z))
         tc = (d_z[:, 0] - d_z[:, 1]).mean()
         return {"tc_penalty": self.config.tc_weight * tc, "tc_estimate": tc.detach()}
 
@@ -408,7 +417,7 @@ class FactorVAE(BetaVAE):
         z = posterior.z.detach()
         with torch.no_grad():
             z_perm = bt.permute_dims(self.posterior(draw_batch(), generator).z, generator)
-        d_z, d_perm = self.discriminator(z), self.discriminator(z_perm)
+        d_z, d_perm = widen(self.discriminator(z)), widen(self.discriminator(z_perm))
         joint = torch.zeros(z.shape[0], dtype=torch.int64, device=z.device)
         loss = 0.5 * (F.cross_entropy(d_z, joint) + F.cross_entropy(d_perm, 1 - joint))
         optimizer = optimizers["discriminator"]

@@ -78,6 +78,23 @@ inline py::array as_array(py::handle obj, const char* name) {
                        type_name(obj));
 }
 
+// A CPU torch.bfloat16 tensor has no numpy dtype: the kernels read its bits through an int16 view.
+inline bool is_bfloat16_tensor(py::handle obj) {
+  if (!is_torch_tensor(obj)) return false;
+  py::module_ torch = py::module_::import("torch");  // already imported: a dict lookup
+  return obj.attr("dtype").is(torch.attr("bfloat16"));
+}
+
+// The int16 numpy view of a CPU bfloat16 tensor's bits (same shape and strides, no copy).
+inline py::array bfloat16_bits(py::handle obj, const char* name) {
+  if (!obj.attr("is_cpu").cast<bool>())
+    throw py::type_error(std::string(name) + " is a torch tensor on device '" +
+                         py::str(obj.attr("device")).cast<std::string>() + "', but this function runs on the CPU: pass " +
+                         name + ".cpu(), or call cascadevae.kernels, which runs CUDA tensors on the GPU");
+  py::module_ torch = py::module_::import("torch");
+  return obj.attr("detach")().attr("view")(torch.attr("int16")).attr("numpy")().cast<py::array>();
+}
+
 inline DType dtype_of(const py::array& a) {
   // Type numbers, not dtype objects: this runs on every microsecond-sized call.
   const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);

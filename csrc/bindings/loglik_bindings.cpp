@@ -37,10 +37,13 @@ py::array_t<float> loglik(py::handle logits_obj, py::handle x_obj, int num_threa
   if (num_threads < 0)
     throw py::value_error("num_threads = " + std::to_string(num_threads) + " is negative; use 0 for all cores");
 
-  py::array l = as_array(logits_obj, "logits");
-  if (dtype_of(l) != DType::Float32)
+  // A CPU torch.bfloat16 tensor has no numpy dtype: read its bits through an int16 view.
+  const bool bf16 = is_bfloat16_tensor(logits_obj);
+  py::array l = bf16 ? bfloat16_bits(logits_obj, "logits") : as_array(logits_obj, "logits");
+  if (!bf16 && dtype_of(l) != DType::Float32)
     throw py::type_error("logits has dtype " + dtype_str(l) +
-                         "; expected float32 (convert with logits.float() or logits.astype(numpy.float32))");
+                         "; expected float32 or a torch.bfloat16 tensor (convert with logits.float() or "
+                         "logits.astype(numpy.float32))");
   if (l.ndim() != 3)
     throw py::value_error("logits must have shape (B, S, P), got " + std::to_string(l.ndim()) +
                           " dimensions, shape " + shape_str(l));
@@ -59,14 +62,18 @@ py::array_t<float> loglik(py::handle logits_obj, py::handle x_obj, int num_threa
   l = with_element_strides(l);
   x = with_element_strides(x);
   py::array_t<float> out({static_cast<py::ssize_t>(B), static_cast<py::ssize_t>(S)});
-  const float* lp = static_cast<const float*>(l.data());
   const float* xp = static_cast<const float*>(x.data());
   float* op = out.mutable_data();
   const int64_t sb = elem_stride(l, 0), ss = elem_stride(l, 1), sp = elem_stride(l, 2);
   const int64_t xb = elem_stride(x, 0), xpp = elem_stride(x, 1);
   {
     py::gil_scoped_release release;
-    bernoulli_loglik(lp, B, S, P, sb, ss, sp, xp, xb, xpp, op, num_threads, isa);
+    if (bf16)
+      bernoulli_loglik_bf16(static_cast<const uint16_t*>(l.data()), B, S, P, sb, ss, sp, xp, xb, xpp, op,
+                            num_threads, isa);
+    else
+      bernoulli_loglik(static_cast<const float*>(l.data()), B, S, P, sb, ss, sp, xp, xb, xpp, op, num_threads,
+                       isa);
   }
   return out;
 }
@@ -86,7 +93,9 @@ i.e. -F.binary_cross_entropy_with_logits(logits, x[:, None, :].expand_as(logits)
 reduction="none").sum(-1), without materialising the (B, S, P) tensor of per-pixel
 terms: memory traffic is one read of logits and x, and the result is (B, S).
 
-logits: (B, S, P) float32 -- decoder logits of image b under code k, pixels flattened.
+logits: (B, S, P) float32, or a CPU torch.bfloat16 tensor -- decoder logits of image b
+   under code k, pixels flattened. bfloat16 logits are widened to float32 exactly, so they
+   give the float32 result of logits.float() without that copy.
 x: (B, P) float32 targets (float64 is accepted and rounded to float32 first). Values in
    [0, 1] (binary or fractional) are the intended use; any real x is computed by the same
    formula, without checks.

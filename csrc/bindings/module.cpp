@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace cvae::bind {
 void register_assign(py::module_& m);
 void register_loglik(py::module_& m);
+void register_layers(py::module_& m);
 void register_cuda(py::module_& m);
 }  // namespace cvae::bind
 
@@ -19,6 +20,7 @@ PYBIND11_MODULE(cascadevae_ext, m) {
       "the fused Bernoulli log-likelihood (bernoulli_loglik).";
   cvae::bind::register_assign(m);
   cvae::bind::register_loglik(m);
+  cvae::bind::register_layers(m);
   cvae::bind::register_cuda(m);
   m.def(
       "build_info",

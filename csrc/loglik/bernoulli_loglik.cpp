@@ -28,6 +28,10 @@
 // on the thread count, and the AVX2 and AVX-512 variants agree bit for bit (the generic
 // one, without FMA, can differ in the last bits of a term).
 //
+// bfloat16 logits (bernoulli_loglik_bf16) go through the same loop: each is widened to
+// float32 exactly (a 16-bit shift) before its term, so a bfloat16 input gives bit for bit
+// what its float32 widening gives.
+//
 // Multiversioning: on x86 with GCC/Clang the row kernel is compiled three times, for
 // the baseline ISA (SSE2 on x86-64), for AVX2+FMA and for AVX-512F (+FMA), and the widest
 // one the CPU supports is picked at run time with __builtin_cpu_supports. target_clones
@@ -38,6 +42,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -67,31 +72,45 @@ using loglik::pixel_term;
 // faster than 16 or 64 lanes on AVX2.
 constexpr int64_t kLanes = 32;
 
-template <bool kFma>
-CVAE_ALWAYS_INLINE double row_sum(const float* CVAE_RESTRICT l, const float* CVAE_RESTRICT x,
+// A logit as float32: bfloat16 is the top half of a float32's bits, so widening is a shift
+// (exact), and the same loop vectorises for both input types.
+CVAE_ALWAYS_INLINE float load_logit(const float* l, int64_t p) { return l[p]; }
+CVAE_ALWAYS_INLINE float load_logit(const uint16_t* l, int64_t p) {
+  const uint32_t bits = static_cast<uint32_t>(l[p]) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+template <bool kFma, class L>
+CVAE_ALWAYS_INLINE double row_sum(const L* CVAE_RESTRICT l, const float* CVAE_RESTRICT x,
                                   int64_t P) {
   double acc[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) acc[j] = 0.0;
   int64_t p = 0;
   for (; p + kLanes <= P; p += kLanes)
     for (int64_t j = 0; j < kLanes; ++j)
-      acc[j] += static_cast<double>(pixel_term<kFma>(l[p + j], x[p + j]));
+      acc[j] += static_cast<double>(pixel_term<kFma>(load_logit(l, p + j), x[p + j]));
   for (int64_t j = 0; j < P - p; ++j)
-    acc[j] += static_cast<double>(pixel_term<kFma>(l[p + j], x[p + j]));
+    acc[j] += static_cast<double>(pixel_term<kFma>(load_logit(l, p + j), x[p + j]));
   for (int64_t w = kLanes / 2; w >= 1; w /= 2)
     for (int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
   return acc[0];
 }
 
-using RowFn = double (*)(const float*, const float*, int64_t);
+template <class L>
+using RowFn = double (*)(const L*, const float*, int64_t);
 
-double row_generic(const float* l, const float* x, int64_t P) { return row_sum<false>(l, x, P); }
+template <class L>
+double row_generic(const L* l, const float* x, int64_t P) { return row_sum<false>(l, x, P); }
 
 #if CVAE_LOGLIK_X86_VARIANTS
-__attribute__((target("avx2,fma"))) double row_avx2(const float* l, const float* x, int64_t P) {
+template <class L>
+__attribute__((target("avx2,fma"))) double row_avx2(const L* l, const float* x, int64_t P) {
   return row_sum<true>(l, x, P);
 }
-__attribute__((target("avx512f,avx2,fma"))) double row_avx512(const float* l, const float* x, int64_t P) {
+template <class L>
+__attribute__((target("avx512f,avx2,fma"))) double row_avx512(const L* l, const float* x, int64_t P) {
   return row_sum<true>(l, x, P);
 }
 #endif
@@ -115,16 +134,17 @@ bool cpu_has(LoglikIsa isa) {
   }
 }
 
-RowFn row_fn_for(LoglikIsa isa) {
+template <class L>
+RowFn<L> row_fn_for(LoglikIsa isa) {
   switch (isa) {
 #if CVAE_LOGLIK_X86_VARIANTS
     case LoglikIsa::Avx2:
-      return row_avx2;
+      return row_avx2<L>;
     case LoglikIsa::Avx512:
-      return row_avx512;
+      return row_avx512<L>;
 #endif
     default:
-      return row_generic;
+      return row_generic<L>;
   }
 }
 
@@ -159,9 +179,11 @@ const char* loglik_isa_name(LoglikIsa isa) {
   return "unknown";
 }
 
-void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
-                      int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
-                      int num_threads, LoglikIsa isa) {
+namespace {
+
+template <class L>
+void loglik_rows(const L* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss, int64_t sp,
+                 const float* x, int64_t xb, int64_t xp, float* out, int num_threads, LoglikIsa isa) {
   const int64_t rows = B * S;
   if (rows <= 0) return;
   if (P <= 0) {
@@ -169,7 +191,7 @@ void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int6
     return;
   }
   if (isa == LoglikIsa::Auto) isa = loglik_best_isa();
-  const RowFn row = cpu_has(isa) ? row_fn_for(isa) : row_generic;
+  const RowFn<L> row = cpu_has(isa) ? row_fn_for<L>(isa) : row_generic<L>;
   const bool gather_l = sp != 1 && P > 1;
   const bool gather_x = xp != 1 && P > 1;
   // Cached: hardware_concurrency() reads /sys on glibc, ~10 us per call.
@@ -181,11 +203,12 @@ void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int6
 
   parallel_for(blocks, threads, [&](int64_t blk) {
     const int64_t r0 = blk * block_rows, r1 = std::min(rows, r0 + block_rows);
-    std::vector<float> lbuf(gather_l ? P : 0), xbuf(gather_x ? P : 0);
+    std::vector<L> lbuf(gather_l ? P : 0);
+    std::vector<float> xbuf(gather_x ? P : 0);
     int64_t x_row = -1;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / S, k = r - b * S;
-      const float* lr = logits + b * sb + k * ss;
+      const L* lr = logits + b * sb + k * ss;
       const float* xr = x + b * xb;
       if (gather_l) {
         for (int64_t p = 0; p < P; ++p) lbuf[p] = lr[p * sp];
@@ -201,6 +224,20 @@ void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int6
       out[r] = static_cast<float>(row(lr, xr, P));
     }
   });
+}
+
+}  // namespace
+
+void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
+                      int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
+                      int num_threads, LoglikIsa isa) {
+  loglik_rows(logits, B, S, P, sb, ss, sp, x, xb, xp, out, num_threads, isa);
+}
+
+void bernoulli_loglik_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
+                           int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
+                           int num_threads, LoglikIsa isa) {
+  loglik_rows(logits, B, S, P, sb, ss, sp, x, xb, xp, out, num_threads, isa);
 }
 
 }  // namespace cvae

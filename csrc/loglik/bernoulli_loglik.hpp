@@ -26,6 +26,12 @@ void bernoulli_loglik(const float* logits, int64_t B, int64_t S, int64_t P, int6
                       int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
                       int num_threads, LoglikIsa isa = LoglikIsa::Auto);
 
+// The same for bfloat16 logits (raw bits, uint16); x and out stay float32. Each logit is
+// widened to float32 exactly, so the result equals the float32 call on the widened logits.
+void bernoulli_loglik_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
+                           int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
+                           int num_threads, LoglikIsa isa = LoglikIsa::Auto);
+
 // The variant LoglikIsa::Auto resolves to on this CPU.
 LoglikIsa loglik_best_isa();
 // Whether `isa` can run on this CPU (Generic and Auto always can).
