@@ -8,13 +8,16 @@ The rules follow measurements (benchmarks/bench_train.py, docs/performance.md):
   than float32 speed, ``fp32`` elsewhere. On the CPU that means AMX (``amx_bf16``): oneDNN
   then runs bfloat16 convolutions and products several times faster than float32. AVX512-BF16
   alone is not enough: on a Xeon with ``avx512_bf16`` but no AMX, a bfloat16 2048^2 matmul ran
-  at 150 GFLOP/s against 257 in float32, and a bfloat16 update was slower than a float32 one.
+  at 150-161 GFLOP/s against 257-305 in float32 (2 threads), and a bfloat16 update was slower than a float32 one.
   On CUDA: compute capability 8.0 or newer (tensor cores with bfloat16).
-* **compile** ``auto`` is on only where it was measured to pay: CPU with bfloat16 (compilation
-  removes autocast's casts; the issue's probe on an AMX Xeon: 57 -> 42 ms per update). With
-  float32 on the CPU the update is convolutions in oneDNN, which compilation leaves alone;
-  measured here it gained nothing beyond noise, while costing 20-60 s to compile. Not measured
-  on CUDA, so off there by default.
+* **compile** ``auto`` is off: it was not measured to pay anywhere. With float32 on the CPU
+  the update is convolutions in oneDNN and the native kernels, which compilation leaves
+  alone (the layout-aware layers and native calls break its graphs); measured on a Xeon
+  without AMX it was 1.1-1.6x *slower* per update in bfloat16 than float32 eager, no faster
+  in float32, and cost 17-40 s to compile the first time. ``--compile`` turns it on (it
+  falls back to eager, with a warning, where torch.compile cannot run). The issue that asked
+  for it measured 128 -> 84 ms on an AMX Xeon, but for the step before the layout work;
+  re-measure there before changing this rule.
 * **threads**: torch's default is every core, which on a shared machine oversubscribes it
   (OpenMP workers spin; updates became 10x slower while other jobs ran). The default here is
   the cores this process may use minus the machine's load, at least 1; ``OMP_NUM_THREADS`` or
@@ -83,7 +86,7 @@ def resolve_compile(requested: Union[str, bool], device: Union[str, torch.device
     check_compile(requested)
     if requested != "auto":
         return bool(requested)
-    return torch.device(device).type == "cpu" and precision == "bf16"
+    return False  # measured to pay nowhere yet (module docstring)
 
 
 def compiler_available() -> str:
