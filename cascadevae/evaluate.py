@@ -5,9 +5,10 @@ dataset (from run.json), and writes RUN_DIR/eval.json (atomically) with:
 
 * ``kl_per_dim`` / ``kl_total``: the per-dim mean KL(q(z_j|x) || N(0, 1)) over the evaluation
   images;
-* ``mi_*`` (per-dim I(x; z_j)) and ``tc_*`` (total correlation) of the posteriors of the
-  evaluation images, with ``dataset_size`` = the number of evaluation images (at most
-  ``--max-images``, default 10000);
+* ``mi_*`` (per-dim I(x; z_j)) and ``tc_*`` (total correlation, KSG nearest-neighbour
+  estimator by default, ``--tc-estimator``) of the aggregate posterior, from the posteriors
+  of the evaluation images (at most ``--max-images``, default 10000), with the dataset size N
+  of the set they were drawn from;
 * models with a discrete code: the evaluation-time codes (``model.evaluation_codes``:
   CascadeVAE's z = mu and argmax of the per-code likelihood, no pairwise term; JointVAE's
   argmax of the categorical logits) and ``accuracy_*``: for labelled sets (MNIST, MNIST-5k,
@@ -58,6 +59,10 @@ HISTORY_FILE = "eval_history.json"
 BEST_BY_LABEL_FILE = "eval_best_by_label.json"
 SELECTION_FINAL = "final checkpoint"
 SELECTION_BEST = "best checkpoint by label"
+#: what the disentanglement score does with a discrete code that gives all images one value:
+#: "drop" it (ours: it carries no information), or "keep" it (the official code: it then
+#: wins every vote, score 100/K)
+COLLAPSED_CODE = ("drop", "keep")
 LABELLED = ("mnist", "mnist5k", "fashion-mnist")
 #: MI and TC cost O(n^2 m); above this many evaluation images a seeded subset is used for them
 MI_TC_MAX_POINTS = 10000
@@ -133,9 +138,12 @@ def encode_all(model, images_fn, indices: np.ndarray, batch: int, device: torch.
             "codes": np.concatenate(codes).astype(np.int64) if codes else None}
 
 
-def make_represent(model, device: torch.device, chunk: int = 500):
+def make_represent(model, device: torch.device, chunk: int = 500, with_code: bool = True):
     """represent(images) -> posterior means (n, m), or (means, evaluation codes) for a model
-    with a discrete code; images are processed ``chunk`` at a time."""
+    with a discrete code (unless ``with_code`` is False); images are processed ``chunk`` at a
+    time."""
+    use_code = model.has_discrete_code and with_code
+
     @torch.no_grad()
     def represent(images):
         zs, cs = [], []
@@ -143,18 +151,31 @@ def make_represent(model, device: torch.device, chunk: int = 500):
             x = torch.as_tensor(np.asarray(images[s:s + chunk], dtype=np.float32), device=device)
             mu = model.encode(x)[0]
             zs.append(mu.double().cpu().numpy())
-            if model.has_discrete_code:
+            if use_code:
                 cs.append(model.evaluation_codes(x, mu=mu).cpu().numpy())
         z = np.concatenate(zs)
-        return (z, np.concatenate(cs).astype(np.int64)) if model.has_discrete_code else z
+        return (z, np.concatenate(cs).astype(np.int64)) if use_code else z
     return represent
+
+
+def code_trained(ckpt: Dict[str, Any]) -> bool:
+    """Whether the checkpoint's discrete code has been trained: always for a model that
+    samples its own code (JointVAE); for the alternating step, once the last update made
+    (t - 1) was past the warm-up t_d. Before that the decoder only ever saw the all-zero code,
+    and the official code leaves the code out of the disentanglement score."""
+    from .presets import TrainConfig
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if not cfg.has_discrete:
+        return True
+    return cfg.schedule().discrete_on(max(int(ckpt["t"]) - 1, 0))
 
 
 def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
                  batch: int = 100, max_images: Optional[int] = 10000, device="cpu",
                  num_variance_samples: int = 10000, progress: bool = True,
                  checkpoint=None, eval_data=None,
-                 selection: str = SELECTION_FINAL) -> Dict[str, Any]:
+                 selection: str = SELECTION_FINAL, tc_estimator: str = "ksg",
+                 collapsed_code: str = "drop") -> Dict[str, Any]:
     """Evaluate RUN_DIR's final checkpoint (or the checkpoint file ``checkpoint``); returns
     the eval.json dict (see module doc).
 
@@ -163,6 +184,8 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     ``num_variance_samples``: images the score uses for each dim's data variance (paper: the
     full data; 10000 drawn uniformly by default). ``eval_data``: the result of
     :func:`load_eval_data` for this run, to reuse it across checkpoints."""
+    if collapsed_code not in COLLAPSED_CODE:
+        raise ValueError(f"collapsed_code must be one of {COLLAPSED_CODE}, got {collapsed_code!r}")
     started = time.time()
     run = RunDir(run_dir)
     if checkpoint is None and not run.has_checkpoint():
@@ -196,14 +219,17 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
         "kl_per_dim": kl_mean.tolist(), "kl_total": float(kl_mean.sum()),
         "kl_num_images": n,
     }
-    # MI / TC: the evaluation images are treated as the whole dataset (dataset_size = n).
-    # Their cost is O(n^2 m): past MI_TC_MAX_POINTS a seeded subset of the images is used.
+    # MI / TC of the aggregate posterior over the whole dataset (or split) the evaluation
+    # images were drawn from: N = len(ds), not the number of images (a mixture of only n
+    # posteriors has a TC of its own, several nats for an informative representation).
+    # The MI estimate costs O(n^2 m): past MI_TC_MAX_POINTS a seeded subset is used.
     sub = np.arange(n)
     if n > MI_TC_MAX_POINTS:
         sub = np.sort(np.random.default_rng(seed).choice(n, MI_TC_MAX_POINTS, replace=False))
     mu, std = enc["mu"][sub], np.maximum(enc["std"][sub], 1e-12)
-    out.update(mutual_information(mu, std, len(sub), seed=seed))
-    out.update(total_correlation(mu, std, dataset_size=len(sub), seed=seed))
+    size = max(int(len(ds)), len(sub))
+    out.update(mutual_information(mu, std, size, seed=seed))
+    out.update(total_correlation(mu, std, dataset_size=size, estimator=tc_estimator, seed=seed))
     if enc["codes"] is not None:
         S = int(model.num_classes)
         out["code_counts"] = np.bincount(enc["codes"], minlength=S).tolist()
@@ -214,11 +240,14 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
             out.update(unsupervised_accuracy(targets, enc["codes"], num_classes=K, num_codes=S))
             out["accuracy_target"] = target_name
     if isinstance(ds, data_mod.GroundTruthData):
+        with_code = model.has_discrete_code and code_trained(ckpt)
         out.update(disentanglement_score(
-            ds, make_represent(model, device), protocol="paper", num_votes=num_votes,
-            batch=batch, seed=seed, continuous_kl=kl_mean,
-            num_variance_samples=num_variance_samples))
-        out["disentanglement_discrete_dim"] = bool(model.has_discrete_code)
+            ds, make_represent(model, device, with_code=with_code), protocol="paper",
+            num_votes=num_votes, batch=batch, seed=seed, continuous_kl=kl_mean,
+            num_variance_samples=num_variance_samples,
+            keep_collapsed_code=collapsed_code == "keep"))
+        out["disentanglement_discrete_dim"] = bool(with_code)
+        out["disentanglement_collapsed_code"] = collapsed_code
     out["eval_seconds"] = round(time.time() - started, 2)
     return out
 
@@ -354,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint with the best disentanglement score / unsupervised accuracy "
                         f"to {BEST_BY_LABEL_FILE} (implies --all-checkpoints; eval.json stays "
                         "the final checkpoint)")
+    p.add_argument("--tc-estimator", choices=("ksg", "minibatch_importance"), default="ksg",
+                   help="total correlation estimator (default ksg; see docs/evaluation.md)")
+    p.add_argument("--collapsed-code", choices=COLLAPSED_CODE, default="drop",
+                   help="disentanglement score with a discrete code that gives every image "
+                        "one value: drop it (default) or keep it as the official code does "
+                        "(it then wins every vote)")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -368,7 +403,8 @@ def describe(res: Dict[str, Any]) -> List[str]:
     lines = [f"{res['model']} on {res['dataset']} ({res['eval_split']}, "
              f"{res['eval_num_images']} images), {res['selection']} t={res['t']}",
              f"  mean KL total {_fmt(res['kl_total'])}  MI total {_fmt(res['mi_total'])}  "
-             f"TC {_fmt(res['tc_estimate'])} (nats, dataset_size={res['tc_dataset_size']})"]
+             f"TC {_fmt(res['tc_estimate'])} (nats, {res['tc_estimator']}, "
+             f"{res['tc_num_points']} points)"]
     if "accuracy_unsupervised" in res:
         lines.append(f"  unsupervised accuracy vs {res['accuracy_target']}: "
                      f"{res['accuracy_unsupervised']:.2f}%")
@@ -387,7 +423,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "(train it first with python -m cascadevae.train --out RUN_DIR)")
     common = dict(data_dir=args.data_dir, seed=args.seed, num_votes=args.votes,
                   batch=args.batch, max_images=args.max_images, device=args.device,
-                  num_variance_samples=args.variance_samples)
+                  num_variance_samples=args.variance_samples, tc_estimator=args.tc_estimator,
+                  collapsed_code=args.collapsed_code)
     res = write_evaluation(run_path, figures=not args.no_figures,
                            progress=not args.no_progress, **common)
     lines = describe(res) + [f"  wrote {run_path / EVAL_FILE} ({res['eval_seconds']:.1f} s)"]

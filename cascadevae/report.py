@@ -85,7 +85,7 @@ PROTOCOL_FIELDS = (
     "protocol", "disentanglement_protocol", "disentanglement_num_votes", "disentanglement_batch",
     "disentanglement_kl_pruning", "disentanglement_num_variance_samples", "accuracy_mapping",
     "accuracy_target", "eval_split", "eval_num_images", "tc_estimator", "tc_num_samples",
-    "mi_num_samples",
+    "mi_num_samples", "tc_dataset_size", "disentanglement_collapsed_code",
 )
 # config fields that may differ inside a group (seed is what a group averages over).
 FREE_CONFIG_FIELDS = ("seed", "name", "source")

@@ -31,8 +31,11 @@ def test_mnist5k_run_writes_eval_json(tmp_path, capsys):
     m = TrainConfig.load(out).latent_dim
     assert res["t"] == 6 and res["selection"] == "final checkpoint"
     assert res["dataset"] == "mnist5k" and res["eval_split"] == "test"
-    assert res["eval_num_images"] == 200 and res["mi_dataset_size"] == 200
-    assert res["tc_dataset_size"] == 200 and np.isfinite(res["tc_estimate"])
+    # MI and TC are of the aggregate over the whole test split (1,000 images), not of the
+    # 200 evaluated ones
+    assert res["eval_num_images"] == 200 and res["mi_dataset_size"] == 1000
+    assert res["tc_dataset_size"] == 1000 and np.isfinite(res["tc_estimate"])
+    assert res["tc_estimator"] == "ksg" and res["tc_num_points"] == 200
     assert len(res["mi_per_dim"]) == m and len(res["kl_per_dim"]) == m
     assert all(np.isfinite(res["mi_per_dim"])) and min(res["kl_per_dim"]) >= 0
     assert 0.0 <= res["accuracy_unsupervised"] <= 100.0
@@ -107,3 +110,20 @@ def test_max_images_all_and_figures(tmp_path):
 def test_best_by_label_needs_a_label_metric():
     with pytest.raises(ValueError, match="label-based metric"):
         evaluate.best_by_label([{"t": 1, "tc_estimate": 0.1}])
+
+
+def test_code_left_out_of_the_score_before_t_d(tmp_path):
+    """A checkpoint from before the discrete warm-up t_d ended: the decoder has only seen the
+    all-zero code, so the code is not a dim of the disentanglement score (as officially)."""
+    out = _train(tmp_path / "run", "--dataset", "dsprites", "--lazy-data", "--stop-at", "2")
+    cfg = TrainConfig.load(out)
+    assert cfg.discrete_warmup >= 2      # t = 2: updates 0 and 1 were before t_d
+    res = evaluate.evaluate_run(out, num_votes=20, batch=20, max_images=100,
+                                num_variance_samples=500, progress=False)
+    assert res["t"] == 2 and res["disentanglement_discrete_dim"] is False
+    assert max(res["disentanglement_active_dims"], default=-1) < cfg.latent_dim
+    kept = evaluate.evaluate_run(out, num_votes=20, batch=20, max_images=100,
+                                 num_variance_samples=500, progress=False, collapsed_code="keep")
+    assert kept["disentanglement_collapsed_code"] == "keep"
+    with pytest.raises(ValueError, match="collapsed_code"):
+        evaluate.evaluate_run(out, collapsed_code="maybe", progress=False)

@@ -59,14 +59,19 @@ def _votes(ground_truth, represent, factors_for_votes, batch, rng, global_var, a
         for i in range(len(ks)):
             sl = slice(i * batch, (i + 1) * batch)
             v = _variances(z[sl], None if codes is None else codes[sl])
-            out[s + i] = idx[np.argmin(v[idx] / global_var[idx])]
+            # a kept collapsed code (global variance 0, keep_collapsed_code) has in-vote
+            # variance 0 too: its ratio is taken as 0, so it wins the vote (as officially)
+            ratio = np.divide(v[idx], global_var[idx], out=np.zeros(len(idx)),
+                              where=global_var[idx] > 0)
+            out[s + i] = idx[np.argmin(ratio)]
     return out
 
 
 def disentanglement_score(ground_truth, represent, *, protocol="paper", num_votes=800,
                           batch=100, seed=0, kl_threshold=0.1, continuous_kl=None,
                           num_variance_samples=10000, num_train_votes=10000,
-                          num_eval_votes=5000, std_threshold=0.05, votes_per_call=10):
+                          num_eval_votes=5000, std_threshold=0.05, votes_per_call=10,
+                          keep_collapsed_code=False):
     """Kim & Mnih's disentanglement score on a 0-100 scale.
 
     ``ground_truth``: a :class:`cascadevae.data.ground_truth.GroundTruthData`; all of its
@@ -79,7 +84,11 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
         (0.1). That KL is not visible from z, so it is passed as ``continuous_kl`` (m,); with
         ``continuous_kl=None`` no KL pruning is done (reported as
         ``disentanglement_kl_pruning: False``). The discrete code is never KL-pruned.
-      * Any dim whose data variance v_j is 0 is dropped too (it cannot be normalised). With no
+      * Any dim whose data variance v_j is 0 is dropped too (it cannot be normalised), the
+        discrete code included: a code that gives every image the same value carries no
+        information. The official code keeps such a collapsed code instead, and since its
+        in-vote variance is 0 as well it wins every vote (score 100/K = 20 on dSprites);
+        ``keep_collapsed_code=True`` reproduces that. With no
         active dim at all (a constant representation) every vote lands on one "no dim"
         class, the majority-vote classifier predicts one factor, and the score is chance:
         100 x the largest share of one factor among the votes (20 for 5 factors in turn).
@@ -117,6 +126,8 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
     global_var = _variances(z_all, codes_all)
     n_dims = global_var.size
     active = global_var > 0
+    if keep_collapsed_code and codes_all is not None:
+        active[m] = True
     kl_pruning = False
     if protocol == "paper":
         if continuous_kl is not None:
@@ -132,7 +143,8 @@ def disentanglement_score(ground_truth, represent, *, protocol="paper", num_vote
     result = {"disentanglement_protocol": protocol, "disentanglement_seed": seed,
               "disentanglement_active_dims": np.flatnonzero(active).tolist(),
               "disentanglement_batch": int(batch), "disentanglement_kl_pruning": kl_pruning,
-              "disentanglement_num_variance_samples": int(num_variance_samples)}
+              "disentanglement_num_variance_samples": int(num_variance_samples),
+              "disentanglement_keep_collapsed_code": bool(keep_collapsed_code)}
 
     def table(factors, dims):
         V = np.zeros((n_dims, K), dtype=np.int64)
