@@ -16,6 +16,11 @@ import cascadevae_ext as ce
 
 METHODS = ("ssp", "warm", "lemon", "auto", "device_core")
 HAVE_LEMON = bool(ce.build_info()["lemon"])
+# The largest |u| and lam * n that cascadevae_ext accepts (README, "cascadevae_ext API").
+MAX_MAGNITUDE = 2.0**512
+# The "vast" and "tiny" families: family A scaled by these powers of two (exact on dyadic data).
+VAST_SCALE = 2.0**500
+TINY_SCALE = 2.0**-1000
 
 
 def require_method(method: str) -> None:
@@ -70,6 +75,12 @@ def lp_optimum(u, lam: float) -> float:
 
     u = np.asarray(u, dtype=np.float64)
     n, S = u.shape
+    # HiGHS treats costs past 1e20 as infinite and tiny ones as 0: solve at a moderate scale
+    # (a power of two, so exact on dyadic data) and scale the optimum back.
+    top = float(np.max(np.abs(u), initial=0.0)) + lam * n
+    if top > 2.0**30 or 0.0 < top < 2.0**-30:
+        scale = 2.0 ** -math.floor(math.log2(top))
+        return lp_optimum(u * scale, lam * scale) / scale
     mu = 2.0 * lam
     nx, ny = n * S, S * n
     x = np.arange(nx)
@@ -145,7 +156,9 @@ def family_b(rng, n: int, S: int, dyadic: bool = True):
 
 def make_instance(family: str, n: int, S: int, seed: int, dyadic: bool = True):
     """(u, lam) of a named family: "A", "B", "zero" (B's scores, lam = 0), "huge" (A's scores,
-    lam = 2^12: forces classes of equal size)."""
+    lam = 2^12: forces classes of equal size), "vast" and "tiny" (A's scores and lam times
+    2^500 and 2^-1000: the ends of the range the solvers accept, |u| < 2^512 and values far
+    below 1, where an absolute constant such as LEMON's big-M "+ 1" swamps the scores)."""
     rng = np.random.default_rng(seed)
     if family == "A":
         return family_a(rng, n, S, dyadic)
@@ -155,4 +168,30 @@ def make_instance(family: str, n: int, S: int, seed: int, dyadic: bool = True):
         return family_b(rng, n, S, dyadic)[0], 0.0
     if family == "huge":
         return family_a(rng, n, S, dyadic)[0], 2.0**12
+    if family in ("vast", "tiny"):
+        scale = VAST_SCALE if family == "vast" else TINY_SCALE
+        u, lam = family_a(rng, n, S, dyadic)
+        return u * scale, lam * scale
     raise ValueError(family)
+
+
+# ---- running a solve that might not return ---------------------------------------------------
+
+def run_isolated(code: str, timeout: float) -> str:
+    """Runs ``code`` in a fresh interpreter and returns its stdout; fails the test (instead of
+    hanging the suite) when it takes longer than ``timeout`` seconds or exits non-zero. For
+    solves that a regression could turn into an endless loop inside the extension, which no
+    thread or signal in this process could interrupt."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        pytest.fail(f"did not finish within {timeout:g} s; last output:\n{out[-2000:]}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout

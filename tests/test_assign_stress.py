@@ -50,3 +50,34 @@ def test_methods_agree_and_certify(seed):
         best = max(objectives.values())
         for m, value in objectives.items():
             assert value == pytest.approx(best, rel=1e-12, abs=1e-9), (m, objectives, u.shape, lam)
+
+
+# Scaling u and lam by 2^k (k = 480: near the largest accepted |u|, 2^512; k = -1000: far
+# below 1) changes every double the solvers compute by the same factor, exactly: the
+# condensed-graph methods must return the very same labels, LEMON (integer costs) the same
+# optimum. This holds the instance families above to the ends of the accepted range.
+@pytest.mark.parametrize("seed", range(6))
+def test_power_of_two_scaling_changes_nothing(seed):
+    rng = np.random.default_rng(2000 + seed)
+    for _ in range(4):
+        u, lam = instance(rng)
+        u = u.astype(np.float64)
+        if "lemon" in METHODS and u.shape[0] * u.shape[1] > 20000:
+            methods = [m for m in METHODS if m != "lemon"]
+        else:
+            methods = METHODS
+        top = max(float(np.abs(u).max()), lam * u.shape[0], 1e-300)
+        for k in (511 - int(np.ceil(np.log2(top))), -1000):
+            scale = 2.0**k
+            us, ls = u * scale, lam * scale
+            atol = 1e-9 * scale * (np.abs(u).max() + lam * u.shape[0] + 1)
+            for m in methods:
+                labels, prices = ce.assign(us, ls, m, return_prices=True)
+                want = ce.assign(u, lam, m)
+                if m == "lemon":  # ties may be broken differently: compare the optimum
+                    got, best = ce.objective(us, ls, labels), ce.objective(u, lam, want) * scale
+                    assert abs(got - best) <= 1e-12 * abs(best) + atol, (m, k, got, best)
+                else:
+                    np.testing.assert_array_equal(labels, want, err_msg=f"{m}, k = {k}")
+                assert ce.check_prices(us, ls, labels, prices, atol=atol), (m, k)
+                assert ce.is_optimal(us, ls, labels, atol=atol), (m, k)

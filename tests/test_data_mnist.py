@@ -79,10 +79,90 @@ def test_torchvision_layout_and_paper_split(tmp_path):
     np.testing.assert_array_equal(t10k.labels, test[1])
     assert len(load("mnist", data_dir=tmp_path, split="full")) == 24
     assert "paper's test split" in held.source and "t10k" in t10k.source
+    assert (ds.split, ds.test_from, ds.holdout) == ("train", "holdout", 4)
+    assert (t10k.split, t10k.holdout) == ("t10k", None)
     with pytest.raises(DatasetError, match="unknown split 'val'"):
         load("mnist", data_dir=tmp_path, split="val")
-    with pytest.raises(DatasetError, match="leaves none for training"):
-        load("mnist", data_dir=tmp_path, split="train")  # default holdout 10,000 > 24
+    with pytest.raises(DatasetError, match="leaves none for training.*holdout=0.1.*t10k"):
+        load("mnist", data_dir=tmp_path, split="train", holdout=24)
+
+
+def test_small_train_file_splits_by_default(tmp_path):
+    """A real 1,497-image MNIST-format set failed with "the test split takes the last 10000
+    of 1497 training images". The default holdout is 1/6 of the file, at most 10,000."""
+    d = tmp_path / "MNIST"
+    d.mkdir()
+    images, labels = fake_set(1497, 3)
+    write_idx(d / "train-images-idx3-ubyte", images)
+    write_idx(d / "train-labels-idx1-ubyte", labels)
+    train = load("mnist", data_dir=tmp_path, split="train")
+    test = load("mnist", data_dir=tmp_path, split="test")
+    assert (len(train), len(test)) == (1247, 250)
+    assert (train.holdout, test.holdout, train.test_from) == (250, 250, "holdout")
+    np.testing.assert_array_equal(test.labels, labels[1247:])
+    assert "holdout=250, the default" in train.source and "1497-image train file" in train.source
+    assert "last 250 of the 1497-image train file" in test.source
+
+
+@pytest.mark.parametrize("n,want", [(60000, 10000), (70000, 10000), (59999, 10000), (30000, 5000),
+                                    (24, 4), (5, 1), (2, 1)])
+def test_default_holdout_rule(n, want):
+    from cascadevae.data.mnist import resolve_holdout
+    assert resolve_holdout(None, n) == want  # the paper's 10,000 of 60,000, scaled down
+
+
+def test_holdout_counts_and_fractions(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw", n_train=40)
+    for holdout, count in [(3, 3), (0.1, 4), (0.25, 10), (0.001, 1), (np.int64(7), 7),
+                           (np.float64(0.5), 20)]:
+        ds = load("mnist", data_dir=tmp_path, split="test", holdout=holdout)
+        assert len(ds) == count and ds.holdout == count, holdout
+        assert len(load("mnist", data_dir=tmp_path, split="train", holdout=holdout)) == 40 - count
+    assert "holdout=4, a fraction 0.1 of the file" in load("mnist", data_dir=tmp_path,
+                                                           holdout=0.1).source
+    for bad, pattern in [(0, "at least one image"), (-2, "at least one image"),
+                         (40, "leaves none"), (1.0, r"fraction .* \(0, 1\)"),
+                         (0.0, r"\(0, 1\)"), (1.5, "pass an int"), (True, "count"),
+                         ("10", "count")]:
+        with pytest.raises(DatasetError, match=pattern):
+            load("mnist", data_dir=tmp_path, holdout=bad)
+    # the full split and t10k do not depend on it
+    assert load("mnist", data_dir=tmp_path, split="full").holdout is None
+
+
+def test_test_from_t10k(tmp_path):
+    train_set, test_set = write_mnist(tmp_path / "MNIST" / "raw", n_train=24, n_test=6)
+    train = load("mnist", data_dir=tmp_path, split="train", test_from="t10k")
+    test = load("mnist", data_dir=tmp_path, split="test", test_from="t10k")
+    assert (len(train), len(test)) == (24, 6)  # the whole train file; the t10k file
+    np.testing.assert_array_equal(test.labels, test_set[1])
+    assert (train.test_from, train.holdout, test.test_from) == ("t10k", None, "t10k")
+    assert "test_from='t10k'" in train.source and "test_from='t10k'" in test.source
+    with pytest.raises(DatasetError, match="holdout=3 applies to test_from='holdout'"):
+        load("mnist", data_dir=tmp_path, split="test", test_from="t10k", holdout=3)
+    with pytest.raises(DatasetError, match="test_from='val'"):
+        load("mnist", data_dir=tmp_path, test_from="val")
+    only_train = tmp_path / "other" / "MNIST"
+    only_train.mkdir(parents=True)
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (only_train / f).write_bytes((tmp_path / "MNIST" / "raw" / f).read_bytes())
+    assert len(load("mnist", data_dir=tmp_path / "other", test_from="t10k")) == 24
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte"):
+        load("mnist", data_dir=tmp_path / "other", split="test", test_from="t10k")
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_files_directly_in_the_data_directory(tmp_path, name):
+    """--data-dir DIR pointing at the folder that holds the four files."""
+    train_set, test_set = write_mnist(tmp_path / "bare", n_train=24, n_test=6)
+    ds = load(name, data_dir=tmp_path / "bare", split="t10k")
+    np.testing.assert_array_equal(ds.labels, test_set[1])
+    assert repr(str(tmp_path / "bare")) in ds.source
+    assert len(load(name, data_dir=tmp_path / "bare", split="train", holdout=4)) == 20
+    # a named sub-folder is preferred to loose files beside it
+    sub = "MNIST" if name == "mnist" else "FashionMNIST"
+    write_mnist(tmp_path / "bare" / sub, n_train=12, n_test=3)
+    assert len(load(name, data_dir=tmp_path / "bare", split="t10k")) == 3
 
 
 def test_fashion_layouts_and_env(tmp_path, monkeypatch):
@@ -91,10 +171,11 @@ def test_fashion_layouts_and_env(tmp_path, monkeypatch):
     ds = load("fashion-mnist", split="t10k")
     assert len(ds) == 6 and ds.class_names[9] == "Ankle boot"
     assert load("FashionMNIST", split="t10k").name == "fashion-mnist"
-    # MNIST files are never picked up for FashionMNIST from the bare data directory
+    # MNIST's own folder is never read for FashionMNIST
+    (tmp_path / "fashion-mnist" / "t10k-images-idx3-ubyte").unlink()
     write_mnist(tmp_path / "MNIST" / "raw")
-    with pytest.raises(DatasetError, match="MNIST"):
-        load("mnist", data_dir=tmp_path / "fashion-mnist")
+    with pytest.raises(DatasetError, match="FashionMNIST not found"):
+        load("fashion-mnist", split="t10k")
 
 
 def test_resize_is_bilinear_and_keeps_range():
@@ -115,7 +196,8 @@ def test_missing_files_message(tmp_path):
         load("mnist", data_dir=tmp_path)
     msg = str(info.value)
     for part in ("train-images-idx3-ubyte", "MNIST/raw", "yann.lecun.com", "torchvision",
-                 "--data-dir", "CASCADEVAE_DATA", str(tmp_path / "MNIST" / "raw")):
+                 "--data-dir", "CASCADEVAE_DATA", str(tmp_path / "MNIST" / "raw"),
+                 "or in the data directory itself", repr(str(tmp_path)) + "."):
         assert part in msg, part
     with pytest.raises(DatasetError, match="zalandoresearch/fashion-mnist"):
         load("fashion-mnist", data_dir=tmp_path)

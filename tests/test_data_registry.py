@@ -63,6 +63,26 @@ def test_mnist5k_takes_no_options():
         load("mnist5k", holdout=3)
 
 
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_idx_sets_take_holdout_and_test_from(tmp_path, name):
+    import struct
+
+    def write_idx(path, array):
+        array = np.asarray(array, dtype=np.uint8)
+        head = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+        path.write_bytes(head + array.tobytes())
+
+    for part, n in (("train", 30), ("t10k", 5)):  # the files directly in the data directory
+        write_idx(tmp_path / f"{part}-images-idx3-ubyte", np.zeros((n, 28, 28)))
+        write_idx(tmp_path / f"{part}-labels-idx1-ubyte", np.arange(n) % 10)
+    assert "holdout" in available()[name] or "same options" in available()[name]
+    ds = load(name, data_dir=tmp_path, split="test", holdout=0.2)
+    assert (len(ds), ds.holdout, ds.test_from, ds.split) == (6, 6, "holdout", "test")
+    assert len(load(name, data_dir=tmp_path, split="test", test_from="t10k")) == 5
+    with pytest.raises(DatasetError, match=r"unknown options \['hold_out'\]; it takes \['holdout', 'test_from'\]"):
+        load(name, data_dir=tmp_path, hold_out=3)
+
+
 def test_command_line(tmp_path, capsys):
     from cascadevae.data.__main__ import main
 

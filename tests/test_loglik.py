@@ -136,14 +136,45 @@ def test_single_pixel_terms_are_accurate():
         assert np.max(np.abs(out - ref) / ulp) <= 4.0
 
 
-def test_nan_propagates_to_its_row_only():
+def test_nan_logit_is_refused_naming_its_position():
     logits, x = make(3, 2, 40, x_kind="fractional")
-    logits[1, 0, 7] = np.nan
-    out = ext.bernoulli_loglik(logits, x)
-    assert np.isnan(out[1, 0])
-    mask = np.ones_like(out, bool)
-    mask[1, 0] = False
-    assert np.all(np.isfinite(out[mask]))
+    logits[2, 1, 3] = np.nan
+    logits[1, 0, 7] = np.nan  # the first in (b, k, p) order is named
+    with pytest.raises(ValueError, match=r"logits\[1, 0, 7\] is nan"):
+        ext.bernoulli_loglik(logits, x)
+    bits = torch.from_numpy(logits).bfloat16()  # bfloat16 NaNs too
+    with pytest.raises(ValueError, match=r"logits\[1, 0, 7\] is nan"):
+        ext.bernoulli_loglik(bits, x)
+    strided = np.zeros((3, 2, 80), np.float32)[:, :, ::2]
+    strided[0, 1, 39] = np.nan
+    with pytest.raises(ValueError, match=r"logits\[0, 1, 39\] is nan"):
+        ext.bernoulli_loglik(strided, x)
+    with pytest.raises(ValueError, match=r"logits\[1, 0, 7\] is nan"):
+        ext._bernoulli_loglik_simd(logits, x, "generic")
+
+
+@pytest.mark.parametrize("value,shown", [(1.5, "= 1.5 is outside"), (-0.25, "= -0.25 is outside"),
+                                         (np.nan, "is nan"), (np.inf, "= inf is outside"),
+                                         (1.0000001, "= 1.0000001 is outside")], ids=repr)
+def test_targets_outside_unit_interval_are_refused(value, shown):
+    logits, x = make(3, 2, 40, x_kind="fractional")
+    x[2, 5] = 3.0
+    x[1, 17] = value  # the first in (b, p) order is named
+    with pytest.raises(ValueError, match=r"x\[1, 17\] " + shown.replace("+", r"\+")) as info:
+        ext.bernoulli_loglik(logits, x)
+    assert "[0, 1]" in str(info.value)
+    with pytest.raises(ValueError, match=r"x\[1, 17\]"):
+        ext.bernoulli_loglik(logits, np.asfortranarray(x))  # strided targets are checked too
+    with pytest.raises(ValueError, match=r"x\[1, 17\].*after rounding to float32"):
+        ext.bernoulli_loglik(logits, x.astype(np.float64))
+
+
+def test_targets_at_the_ends_and_signed_zero_are_accepted():
+    logits, x = make(3, 2, 40, x_kind="fractional")
+    x[0, :3] = [0.0, -0.0, 1.0]
+    x[1, 0] = np.nextafter(np.float32(1), np.float32(0))
+    x[2, 0] = np.float32(1e-45)  # the smallest positive (subnormal) float32
+    assert_close(ext.bernoulli_loglik(logits, x), logits, x)
 
 
 def test_infinite_logits():

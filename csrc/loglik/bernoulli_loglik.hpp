@@ -32,6 +32,19 @@ void bernoulli_loglik_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t
                            int64_t sp, const float* x, int64_t xb, int64_t xp, float* out,
                            int num_threads, LoglikIsa isa = LoglikIsa::Auto);
 
+// Input checks (the bindings call them; the kernels above do not check).
+// Flat index b * P + p of the first target outside [0, 1] (NaN included; -0 counts as 0), or
+// -1. One pass over B x P, integer compares on the bit patterns, so it vectorises.
+int64_t first_target_outside_unit_interval(const float* x, int64_t B, int64_t P, int64_t xb, int64_t xp);
+// Flat index (b * S + k) * P + p of the first NaN logit, or -1, given the kernel's output:
+// a NaN logit always makes its row's sum NaN, so only rows whose out[b, k] is NaN are
+// searched and valid input costs one pass over the B x S outputs. (A NaN row without a NaN
+// logit comes from an infinite logit the target agrees with, as documented.)
+int64_t first_nan_logit(const float* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss, int64_t sp,
+                        const float* out);
+int64_t first_nan_logit_bf16(const uint16_t* logits, int64_t B, int64_t S, int64_t P, int64_t sb, int64_t ss,
+                             int64_t sp, const float* out);
+
 // The variant LoglikIsa::Auto resolves to on this CPU.
 LoglikIsa loglik_best_isa();
 // Whether `isa` can run on this CPU (Generic and Auto always can).
