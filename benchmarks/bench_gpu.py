@@ -252,7 +252,7 @@ def bench_train(iters, warmup):
     from cascadevae.device_step import DeviceStep
     from cascadevae.models import discrete as discrete_mod
     from cascadevae.presets import get_preset
-    from cascadevae.train import Trainer
+    from cascadevae.training import Trainer
 
     data = random_binary_images(2048, 64)
     cfg = get_preset("dsprites", discrete_warmup=0)
@@ -260,17 +260,19 @@ def bench_train(iters, warmup):
     def trainer():
         return Trainer(cfg, data, 64, torch.device("cuda"))
 
-    real_codes, real_flag = discrete_mod.training_codes, kernels.HAVE_CUDA_KERNELS
+    real_codes, real_flag = discrete_mod.discrete_step, kernels.HAVE_CUDA_KERNELS
+
+    def on_cpu(*args, **kwargs):  # the discrete step with the CPU solver (copies u to the host)
+        return real_codes(*args, **dict(kwargs, method="cpu"))
 
     def patched(cpu_solver, torch_loglik):
         def apply():
-            discrete_mod.training_codes = (functools.partial(real_codes, method="cpu") if cpu_solver
-                                           else real_codes)
+            discrete_mod.discrete_step = on_cpu if cpu_solver else real_codes
             kernels.HAVE_CUDA_KERNELS = real_flag and not torch_loglik
         return apply
 
     def restore():
-        discrete_mod.training_codes = real_codes
+        discrete_mod.discrete_step = real_codes
         kernels.HAVE_CUDA_KERNELS = real_flag
 
     def trainer_mode(cpu_solver, torch_loglik):

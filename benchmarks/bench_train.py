@@ -57,7 +57,7 @@ from cascadevae import acceleration  # noqa: E402
 from cascadevae.models import discrete as discrete_mod  # noqa: E402
 from cascadevae.models.vae import Posterior  # noqa: E402
 from cascadevae.presets import get_preset  # noqa: E402
-from cascadevae.train import Trainer  # noqa: E402
+from cascadevae.training import Trainer  # noqa: E402
 from _common import machine_info  # noqa: E402
 
 try:

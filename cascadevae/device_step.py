@@ -1,6 +1,6 @@
 """The training step on one CUDA device without host synchronisation, replayed as a CUDA graph.
 
-One update of :class:`DeviceStep` does what ``cascadevae.train.Trainer.step`` does (encode,
+One update of :class:`DeviceStep` does what the eager step (``cascadevae.training.step``) does (encode,
 one z from the run's generator, the discrete step once ``discrete_on(t)``, the loss with the
 schedule's betas, backward, one Adam step), but every value stays on the GPU: the B*S scoring
 pass, the fused likelihood kernel and the exact assignment run on the device
@@ -31,17 +31,11 @@ amounts to and keeps the tensors the graphs captured.
 After a non-finite loss the update still runs (parameters become NaN): the check is read later,
 and the caller then stops and keeps its last good checkpoint, as ``Trainer`` does.
 
-Wiring into ``cascadevae.train.Trainer`` (e.g. behind ``--cuda-graphs``)::
-
-    step = DeviceStep.from_trainer(trainer)          # shares model, z generator, schedule;
-    trainer.optimizer = step.optimizer               # checkpoints save the capturable Adam
-    # per update:
-    images, _ = trainer.dataset.sample_batch(cfg.batch_size, trainer.data_rng)
-    step.step(trainer.t, images); trainer.t += 1
-    # every log_every updates (a sync): rec = step.record(trainer.t - 1);
-    # bad = step.first_nonfinite(); if bad is not None: raise NonFiniteLoss(bad, "loss", nan)
-
-(``fresh_optimizer_per_stage`` is then handled by the DeviceStep, not by ``new_optimizer``.)
+The training loop runs it through :class:`cascadevae.training.step.DeviceUpdate`
+(``python -m cascadevae.train --device-step eager|graphs``), which owns the wiring: the
+DeviceStep shares the trainer's model, z generator and schedule, takes over its optimiser
+(checkpoints then save the capturable Adam; ``fresh_optimizer_per_stage`` is handled here), and
+reads values back only at log and checkpoint points.
 """
 from __future__ import annotations
 
@@ -52,13 +46,13 @@ import numpy as np
 import torch
 
 from . import kernels
-from .models import discrete as discrete_mod
 
 __all__ = ["DeviceStep"]
 
 
 class DeviceStep:
-    """CascadeVAE (and every other model's) training step on CUDA, sync-free, graph-replayable.
+    """The training step of a model with ``supports_device_step`` (beta-VAE, AnchorVAE,
+    CascadeVAE-C/-D, CascadeVAE) on CUDA, sync-free, graph-replayable.
 
     On a CPU model (``use_graphs=False`` only) it runs the same update with the CPU kernels and
     a plain Adam: what the CPU tests use to check the update against ``Trainer.step``.
@@ -69,7 +63,6 @@ class DeviceStep:
         batch_size, image_shape: the static input buffer is (batch_size, *image_shape).
         z_generator: the run's CUDA torch.Generator for z (None: the default CUDA generator).
         learning_rate, adam_betas, weight_decay: Adam's settings (as ``TrainConfig``).
-        lam: lambda' (ordered pairs); None: ``model.config.pairwise_lambda``.
         fresh_optimizer_per_stage: zero the Adam state where ``schedule.optimizer_reset(t)``.
         use_graphs: capture and replay CUDA graphs (False: the same work, eagerly, for
             comparison and debugging).
@@ -79,7 +72,7 @@ class DeviceStep:
 
     def __init__(self, model: torch.nn.Module, schedule, *, batch_size: int, image_shape,
                  z_generator: Optional[torch.Generator] = None, learning_rate: float = 1e-3,
-                 adam_betas=(0.9, 0.999), weight_decay: float = 0.0, lam: Optional[float] = None,
+                 adam_betas=(0.9, 0.999), weight_decay: float = 0.0,
                  fresh_optimizer_per_stage: bool = False, use_graphs: bool = True,
                  warmup_steps: int = 2, loglik_variant: str = "fast"):
         params = list(model.vae_parameters())
@@ -98,7 +91,6 @@ class DeviceStep:
         self.schedule = schedule
         self.batch_size = int(batch_size)
         self.image_shape = tuple(int(s) for s in image_shape)
-        self.lam = float(model.config.pairwise_lambda if lam is None else lam)
         self.num_classes = int(model.num_classes)
         if (self.on_cuda and model.has_discrete_code
                 and not kernels.assign_fits_device(self.batch_size, self.num_classes, self.device)):
@@ -130,10 +122,10 @@ class DeviceStep:
 
     @classmethod
     def from_trainer(cls, trainer, **options) -> "DeviceStep":
-        """A DeviceStep on a ``cascadevae.train.Trainer``'s model, schedule, z generator and
+        """A DeviceStep on a ``cascadevae.training.Trainer``'s model, schedule, z generator and
         Adam settings; the trainer's optimizer state (e.g. after a resume) is carried over."""
         cfg = trainer.cfg
-        image_shape = (1, trainer.model.config.image_size, trainer.model.config.image_size)
+        image_shape = (1, trainer.image_size, trainer.image_size)
         step = cls(trainer.model, trainer.schedule, batch_size=cfg.batch_size,
                    image_shape=image_shape, z_generator=trainer.z_gen,
                    learning_rate=cfg.learning_rate, adam_betas=cfg.adam_betas,
@@ -170,7 +162,7 @@ class DeviceStep:
     def step(self, t: int, images) -> None:
         """Update t with a batch of images ((B, *image_shape) numpy array, CPU or CUDA tensor).
         Returns as soon as the work is queued."""
-        on = bool(self.schedule.discrete_on(t))
+        on = bool(self.model.code_active(t))
         if self.fresh_optimizer_per_stage and self.schedule.optimizer_reset(t):
             self.reset_optimizer()
         self._set_betas(self.schedule.betas(t))
@@ -181,15 +173,15 @@ class DeviceStep:
         self._last_on = on
         if not self.use_graphs:
             self.optimizer.zero_grad(set_to_none=True)
-            self._body(on)
+            self._body(on, t)
             return
         graph = self._graphs.get(on)
         if graph is not None:
             graph.replay()
         elif self._eager_runs[on] < self.warmup_steps:
-            self._warmup(on)
+            self._warmup(on, t)
         else:
-            self._capture(on).replay()  # capturing records the update; the replay makes it
+            self._capture(on, t).replay()  # capturing records the update; the replay makes it
 
     def _set_betas(self, betas) -> None:
         key = tuple(float(b) for b in betas)
@@ -212,17 +204,17 @@ class DeviceStep:
             host = host.pin_memory()
         self.x.copy_(host, non_blocking=True)
 
-    def _body(self, on: bool) -> None:
-        """The update itself, on the current stream; everything it keeps is written in place."""
+    def _body(self, on: bool, t: int) -> None:
+        """The update itself (``on``: the code is active; ``t``: an update of the phase), on
+        the current stream; everything it keeps is written in place."""
         model = self.model
         model.train()
         post = model.posterior(self.x, generator=self.z_generator)
-        if on and model.has_discrete_code:
-            u = discrete_mod.code_loglik(model, self.x, post.z, loglik_variant=self.loglik_variant)
-            labels = kernels.assign(u, self.lam, method="device" if self.on_cuda else "auto")
-            d = discrete_mod.one_hot_codes(labels, self.num_classes, post.z.dtype)
-        else:
-            d = model.zero_code(self.batch_size, like=post.z)
+        # the phase's t: the code is active in every update of it or in none (a phase is
+        # captured once and replayed)
+        d = model.decoder_code(self.x, post.z, t, train=True,
+                               method="device" if self.on_cuda else "auto",
+                               loglik_variant=self.loglik_variant)
         terms = model.loss_terms(self.x, d, self.betas, posterior=post)
         terms["loss"].backward()
         with warnings.catch_warnings():
@@ -233,22 +225,22 @@ class DeviceStep:
         values = torch.stack([terms["loss"], terms["recon"], terms["kl"]]).detach().float()
         self.stats[:3].copy_(values)
         self.stats[3:].copy_(terms["kl_per_dim"].detach())
-        if on and model.has_discrete_code:
+        if on and model.uses_discrete_step:
             self.counts.copy_(d.detach().sum(dim=0))
         bad = ~torch.isfinite(values).all()
         self.first_bad.copy_(torch.where(bad & (self.first_bad < 0), self.t_device, self.first_bad))
         self.t_device.add_(1)
 
-    def _warmup(self, on: bool) -> None:
+    def _warmup(self, on: bool, t: int) -> None:
         side = torch.cuda.Stream(self.device)  # torch's recipe: warm up off the capture's stream
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             self.optimizer.zero_grad(set_to_none=True)
-            self._body(on)
+            self._body(on, t)
         torch.cuda.current_stream(self.device).wait_stream(side)
         self._eager_runs[on] += 1
 
-    def _capture(self, on: bool) -> torch.cuda.CUDAGraph:
+    def _capture(self, on: bool, t: int) -> torch.cuda.CUDAGraph:
         # The phases come one after the other (before t_d, then from t_d on): free the other
         # phase's graph and pool rather than keep both.
         self._graphs.pop(not on, None)
@@ -262,7 +254,7 @@ class DeviceStep:
             register(self.z_generator)
         self.optimizer.zero_grad(set_to_none=True)  # the graph owns the gradients it writes
         with torch.cuda.graph(graph):
-            self._body(on)
+            self._body(on, t)
         self._graphs[on] = graph
         return graph
 

@@ -51,7 +51,8 @@ import torch
 from . import data as data_mod
 from .metrics import (discrete_mutual_information, disentanglement_score, mutual_information,
                       total_correlation, unsupervised_accuracy)
-from .models import ModelConfig, build_model
+from .config import TrainConfig
+from .models import build_model
 from .run_dir import RunDir, atomic_write_json
 
 EVAL_FILE = "eval.json"
@@ -76,11 +77,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def model_from_checkpoint(ckpt: Dict[str, Any]):
+    """The (untrained) model a checkpoint dict's weights belong to, from its config (the
+    nested config, or the flat one of earlier versions with its ``model_config``)."""
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    size = ckpt.get("image_size") or ckpt["model_config"]["image_size"]
+    return build_model(cfg.model, int(size))
+
+
 def load_model(run: RunDir, device: torch.device, path=None):
     """(model in eval mode on ``device``, checkpoint dict) from RUN_DIR/checkpoint.pt or the
     checkpoint file ``path``."""
     ckpt = run.load_checkpoint(map_location=device, path=path)
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+    model = model_from_checkpoint(ckpt)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     return model, ckpt
@@ -158,16 +167,11 @@ def make_represent(model, device: torch.device, chunk: int = 500, with_code: boo
     return represent
 
 
-def code_trained(ckpt: Dict[str, Any]) -> bool:
-    """Whether the checkpoint's discrete code has been trained: always for a model that
-    samples its own code (JointVAE); for the alternating step, once the last update made
-    (t - 1) was past the warm-up t_d. Before that the decoder only ever saw the all-zero code,
-    and the official code leaves the code out of the disentanglement score."""
-    from .presets import TrainConfig
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    if not cfg.has_discrete:
-        return True
-    return cfg.schedule().discrete_on(max(int(ckpt["t"]) - 1, 0))
+def code_trained(model, ckpt: Dict[str, Any]) -> bool:
+    """Whether the checkpoint's discrete code has been trained (``model.code_active`` at its
+    last update, t - 1). Before t_d the decoder only ever saw the all-zero code, and the
+    official code leaves the code out of the disentanglement score."""
+    return model.code_active(max(int(ckpt["t"]) - 1, 0))
 
 
 def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
@@ -199,7 +203,7 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     if eval_data is None:
         eval_data = load_eval_data(info, data_dir, max_images, seed)
     ds, idx, targets, split, target_name = eval_data
-    size = int(ckpt["model_config"]["image_size"])
+    size = int(model.image_size)
     if tuple(ds.image_shape[-2:]) != (size, size):
         raise ValueError(f"dataset images are {ds.image_shape}, the model expects {size}x{size}")
 
@@ -208,9 +212,8 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
     kl_mean = enc["kl"].mean(axis=0)
     out: Dict[str, Any] = {
         "t": int(ckpt["t"]), "dataset": info["dataset"], "dataset_source": ds.source,
-        "model": ckpt["model_config"].get("model"), "protocol": "paper",
-        "latent_dim": int(ckpt["model_config"]["latent_dim"]),
-        "num_classes": int(ckpt["model_config"].get("num_classes", 0)),
+        "model": model.name, "protocol": "paper",
+        "latent_dim": int(model.latent_dim), "num_classes": int(model.num_classes),
         "selection": selection,
         "checkpoint": "checkpoint.pt" if checkpoint is None else str(
             Path(checkpoint).relative_to(run.path) if Path(checkpoint).is_relative_to(run.path)
@@ -240,7 +243,7 @@ def evaluate_run(run_dir, *, data_dir=None, seed: int = 0, num_votes: int = 800,
             out.update(unsupervised_accuracy(targets, enc["codes"], num_classes=K, num_codes=S))
             out["accuracy_target"] = target_name
     if isinstance(ds, data_mod.GroundTruthData):
-        with_code = model.has_discrete_code and code_trained(ckpt)
+        with_code = code_trained(model, ckpt)
         out.update(disentanglement_score(
             ds, make_represent(model, device, with_code=with_code), protocol="paper",
             num_votes=num_votes, batch=batch, seed=seed, continuous_kl=kl_mean,
@@ -278,7 +281,6 @@ def write_evaluation_figures(run_dir, res: Dict[str, Any], device="cpu",
     """The evaluation figures of RUN_DIR's final checkpoint (see the module doc); ``dataset``
     is the evaluation dataset when already loaded."""
     from .figures import information_curves, write_figures
-    from .presets import TrainConfig
 
     run = RunDir(run_dir)
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)

@@ -70,30 +70,21 @@ class _EvalMode:
         return False
 
 
-def _code_active(model, active: bool) -> bool:
-    """Whether the decoder has been trained on real codes: for a model with the alternating
-    step, once the discrete warm-up has ended (``active``); a model that samples its own code
-    (JointVAE) always has."""
-    return model.has_discrete_code and (active or not model.uses_discrete_step)
-
-
-def _codes(model, x: torch.Tensor, active: bool = True) -> Optional[torch.Tensor]:
-    """One-hot evaluation codes (B, S), or None for models without a discrete code. Before the
-    discrete warm-up ends (active=False) the decoder has only ever seen all-zero codes, so
-    that is what it gets here too."""
+def _codes(model, x: torch.Tensor, mu: torch.Tensor,
+           t: Optional[int] = None) -> Optional[torch.Tensor]:
+    """The code the decoder gets for x at update t (``model.decoder_code``, evaluation codes;
+    t None: a trained model): one-hot (B, S), zeros before the discrete warm-up ends, or None
+    for a model without a code."""
     if not model.has_discrete_code:
         return None
-    if not _code_active(model, active):
-        return model.zero_code(x.shape[0], like=x)
-    labels = model.evaluation_codes(x)
-    return F.one_hot(labels, model.num_classes).to(x.dtype)
+    return model.decoder_code(x, mu, t, train=False, mu=mu)
 
 
-def reconstructions(model, x: torch.Tensor, discrete_active: bool = True) -> np.ndarray:
-    """sigmoid(decode(mu, evaluation code)) as numpy (B, H, W)."""
+def reconstructions(model, x: torch.Tensor, t: Optional[int] = None) -> np.ndarray:
+    """sigmoid(decode(mu, the code at update t)) as numpy (B, H, W)."""
     with _EvalMode(model):
         mu, _ = model.encode(x)
-        out = torch.sigmoid(model.decode(mu, _codes(model, x, discrete_active)))
+        out = torch.sigmoid(model.decode(mu, _codes(model, x, mu, t)))
     return out[:, 0].float().cpu().numpy()
 
 
@@ -115,7 +106,7 @@ class Traversal(NamedTuple):
 def continuous_traversal(model, x_one: torch.Tensor, limit: float,
                          steps: int = TRAVERSAL_STEPS,
                          kl: Optional[np.ndarray] = None,
-                         discrete_active: bool = True) -> Traversal:
+                         t: Optional[int] = None) -> Traversal:
     """Traverse every continuous dim of one image (x_one (1, 1, H, W)) over
     linspace(-limit, limit, steps), other dims at its mu, the code at its evaluation code. All
     m * steps images are decoded in one decoder call."""
@@ -127,7 +118,7 @@ def continuous_traversal(model, x_one: torch.Tensor, limit: float,
         idx = torch.arange(m, device=mu.device)
         z[idx, :, idx] = values                                       # row j: z_j = values
         z = z.reshape(m * steps, m)
-        d = _codes(model, x_one, discrete_active)
+        d = _codes(model, x_one, mu, t)
         if d is not None:
             d = d.expand(m * steps, -1)
         out = torch.sigmoid(model.decode(z, d))
@@ -193,13 +184,13 @@ def _save_grid(path: Path, grid: np.ndarray, title: str, row_labels: Sequence[st
 
 def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
                   image_size: Optional[int] = None, device=None, model_name: str = "",
-                  seed: int = FIGURE_SEED, discrete_active: bool = True,
+                  seed: int = FIGURE_SEED,
                   sort_by: Optional[np.ndarray] = None, sort_name: str = "KL",
                   prefix: str = "", dated: bool = True) -> List[Path]:
     """Write the checkpoint figures for iteration t into out_dir (created), each also copied
-    to its undated name. Returns the written paths. discrete_active=False (before t_d): decode
-    with all-zero codes, as training does, and skip the discrete traversal (models with the
-    alternating step only: a model that samples its own code always shows it).
+    to its undated name, t being the number of updates done. Returns the written paths. Codes
+    are ``model.decoder_code`` at the last update made: before the discrete warm-up ended the
+    decoder gets all-zero codes, as in training, and the discrete traversal is skipped.
 
     ``sort_by`` (m,): the values that order the traversal rows (highest first) and label them
     as ``sort_name``, e.g. the evaluated I(x; z_j); None: the mean KL over the fixed images.
@@ -228,7 +219,8 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
             shutil.copyfile(path, out / f"{stem}.png")
         written.append(path)
 
-    rec = reconstructions(model, x_rec, discrete_active)
+    last = max(int(t) - 1, 0)  # the last update made
+    rec = reconstructions(model, x_rec, last)
     save("recon", np.stack([x_rec[:, 0].cpu().numpy(), rec]),
          f"{name} reconstructions, t={t} (top: data, bottom: sigmoid(decode(mu, d)))",
          ["data", "recon"])
@@ -242,13 +234,13 @@ def write_figures(model, dataset, out_dir: Union[str, os.PathLike], t: int,
             raise ValueError(f"sort_by must have shape ({model.latent_dim},), got {key.shape}")
         how = f"rows by {sort_name}, highest first"
     limit = traversal_limit(image_size)
-    trav = continuous_traversal(model, x_all[:1], limit, kl=key, discrete_active=discrete_active)
+    trav = continuous_traversal(model, x_all[:1], limit, kl=key, t=last)
     save("traversal", trav.images[trav.order],
          f"{name} traversals z_j in [-{limit:g}, {limit:g}], t={t} ({how})",
          [f"z{j}  {sort_name}={key[j]:.2f}" for j in trav.order],
          [f"{v:+.1f}" for v in trav.values])
 
-    if _code_active(model, discrete_active):
+    if model.code_active(last):
         x_d = x_all[:NUM_DISCRETE]
         grid = discrete_traversal(model, x_d)
         save("discrete", np.concatenate([x_d[None, :, 0].cpu().numpy(), grid]),

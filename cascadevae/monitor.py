@@ -19,7 +19,7 @@ resumed run logs the same values.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -48,11 +48,11 @@ class InformationMonitor:
         self.chunk = int(chunk)
 
     @torch.no_grad()
-    def measure(self, model, discrete_active: bool = True) -> Dict[str, Any]:
+    def measure(self, model, t: Optional[int] = None) -> Dict[str, Any]:
         """``{"mi_per_dim", "mi_total"}`` and, for a model with an active discrete code,
         ``"mi_discrete"`` (nats); a model that samples its own code (JointVAE) always has one
         active. The model's training flag is restored afterwards."""
-        discrete_active = discrete_active or not getattr(model, "uses_discrete_step", True)
+        discrete_active = model.code_active(t)
         was_training = model.training
         model.eval()
         try:
@@ -62,7 +62,7 @@ class InformationMonitor:
                 mu, scale = model.encode(x)
                 mus.append(mu.double().cpu().numpy())
                 stds.append(model.posterior_std(scale).double().cpu().numpy())
-                if model.has_discrete_code and discrete_active and s < self.num_code_images:
+                if discrete_active and s < self.num_code_images:
                     k = self.num_code_images - s
                     codes.append(model.evaluation_codes(x[:k], mu=mu[:k]).cpu().numpy())
         finally:

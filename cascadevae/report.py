@@ -41,7 +41,9 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from .evaluate import BEST_BY_LABEL_FILE, EVAL_FILE, SELECTION_BEST, SELECTION_FINAL
-from .presets import MODELS, PRESETS, TrainConfig
+from .config import TrainConfig
+from .models import MODELS
+from .presets import PRESETS
 from .run_dir import CONFIG_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_bytes, atomic_write_json
 
 STD_DDOF = 1
@@ -90,9 +92,7 @@ PROTOCOL_FIELDS = (
 # config fields that may differ inside a group (seed is what a group averages over).
 FREE_CONFIG_FIELDS = ("seed", "name", "source")
 
-MODEL_NAMES = {"cascade": "CascadeVAE", "cascade-c": "CascadeVAE-C",
-               "cascade-d": "CascadeVAE-D", "beta-vae": "beta-VAE", "anchor-vae": "AnchorVAE",
-               "joint-vae": "JointVAE", "factor-vae": "FactorVAE", "beta-tcvae": "beta-TCVAE"}
+MODEL_NAMES = {name: cls.label for name, cls in MODELS.items()}
 
 
 class ReportError(ValueError):
@@ -159,7 +159,8 @@ class Run(NamedTuple):
     @property
     def key(self) -> Tuple[str, str, int, int, int]:
         c = self.config
-        return (self.dataset, c.model, c.latent_dim, c.num_classes, c.iterations)
+        return (self.dataset, c.model_name, c.model.latent_dim,
+                getattr(c.model, "num_classes", 0), c.iterations)
 
     def value(self, key: str) -> Optional[float]:
         """A finite metric value, or None when the evaluation has none."""
@@ -220,20 +221,17 @@ def _distinct(runs: Sequence[Run], field: str) -> Dict[str, int]:
     return dict(Counter(_jsonable(r.evaluation[field]) for r in runs if field in r.evaluation))
 
 
+def _flat_config(cfg: TrainConfig) -> Dict[str, Any]:
+    """The config's fields with the model section's as "model.<field>" (for comparisons)."""
+    d = cfg.to_dict()
+    section = d.pop("model")
+    return dict(d, **{f"model.{k}": v for k, v in section.items()})
+
+
 def beta_label(cfg: TrainConfig) -> str:
-    """The group's beta in the paper's row labels: beta_l for cascades and AnchorVAE, beta for
-    constant-beta models."""
-    kind = MODELS.get(cfg.model, (None, None))[1]
-    if kind in ("cascade", "anchor"):
-        return f"beta_l={cfg.beta_low:g}"
-    if cfg.model == "factor-vae":
-        return f"gamma={cfg.tc_weight:g}"
-    if cfg.model == "beta-tcvae":
-        return f"beta={cfg.tc_weight:g} (TC)"
-    if cfg.model == "joint-vae":
-        return (f"C_z={cfg.capacity_continuous[1]:g}, C_c={cfg.capacity_discrete[1]:g}"
-                if cfg.capacity_continuous and cfg.capacity_discrete else "")
-    return "" if cfg.beta is None else f"beta={cfg.beta:g}"
+    """The group's distinguishing hyperparameter in the paper's row labels (the model class's
+    ``report_label``: beta_l for cascades and AnchorVAE, beta for constant-beta models, ...)."""
+    return cfg.model_class().report_label(cfg.model)
 
 
 def _group(key: Tuple, runs: List[Run], selection: Selection,
@@ -252,7 +250,7 @@ def _group(key: Tuple, runs: List[Run], selection: Selection,
                 raise ReportError(msg + " (re-evaluate them alike, or drop --strict to report "
                                   "with a warning)")
             warnings.append(msg)
-    configs = [r.config.to_dict() for r in runs]
+    configs = [_flat_config(r.config) for r in runs]
     differing = sorted(f for f in configs[0] if f not in FREE_CONFIG_FIELDS
                        and len({_jsonable(c[f]) for c in configs}) > 1)
     if differing:

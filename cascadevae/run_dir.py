@@ -149,11 +149,11 @@ class RunDir:
 
     def save_weights(self, state: Dict[str, Any]) -> Path:
         """Keep the weights of the checkpoint ``state`` as checkpoints/tTTTTTTT.pt (atomic):
-        ``t``, ``model``, ``model_config`` and ``config``, what evaluation needs."""
+        ``t``, ``model``, ``image_size`` and ``config``, what evaluation needs."""
         folder = self.path / WEIGHTS_DIR
         folder.mkdir(exist_ok=True)
         path = folder / f"t{int(state['t']):08d}.pt"
-        keep = {k: state[k] for k in ("t", "model", "model_config", "config")}
+        keep = {k: state[k] for k in ("t", "model", "image_size", "config")}
         _atomic_write_bytes(path, lambda fh: torch.save(keep, fh))
         return path
 

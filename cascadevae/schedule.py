@@ -42,6 +42,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from . import validate
+
 __all__ = [
     "CascadeSchedule",
     "ConstantSchedule",
@@ -55,39 +57,22 @@ VARIANTS = ("paper", "official")
 
 
 # ---------------------------------------------------------------------------------------------
-# argument checks (shared with presets)
+# argument checks: cascadevae.validate, under the names this module's messages use
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} = {value!r} must be an integer >= {minimum}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} = {value!r} must be an integer >= {minimum}")
-    return value
+    return validate.count(value, name, minimum)
 
 
 def _check_beta(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} = {value!r} must be a finite number >= 0")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} = {value!r} must be a finite number >= 0")
-    return value
+    return validate.number(value, name)
 
 
 def _check_warmup(value: Any) -> Optional[int]:
-    if value is None:
-        return None
-    return _check_int(value, "discrete_warmup (t_d)", 0)
+    return validate.optional(validate.count, value, "discrete_warmup (t_d)", 0)
 
 
 def _check_t(t: Any) -> int:
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-        raise ValueError(f"iteration t = {t!r} must be an integer >= 0 (updates counted from 0)")
-    t = int(t)
-    if t < 0:
-        raise ValueError(f"iteration t = {t!r} must be an integer >= 0 (updates counted from 0)")
-    return t
+    return validate.iteration(t)
 
 
 def _set(obj: Any, name: str, value: Any) -> None:

@@ -3,9 +3,9 @@ for the baselines' extra parts."""
 import numpy as np
 import torch
 
-from cascadevae.models import ModelConfig, build_model
+from cascadevae.models import MODELS, build_model
 
-DISCRETE = {"cascade-d", "cascade", "joint-vae"}
+DISCRETE = {name for name, cls in MODELS.items() if cls.has_discrete_code}
 #: the baselines' own fields, small and fast (a 3-layer discriminator of 32 units)
 BASELINE_KW = {
     "joint-vae": dict(capacity_continuous=(0.0, 5.0, 100, 30.0),
@@ -25,17 +25,22 @@ EXTRA_TERMS = {
 }
 
 
-def make_config(name, image_size=32, **kw):
+def make_config(name, **kw):
+    """The model's config section with small defaults (m = 5, S = 3, tiny baselines); keyword
+    fields the model does not have are left out, so one set of keywords serves every model."""
+    fields = set(MODELS[name].Config.field_names())
+    kw = {k: v for k, v in kw.items() if k in fields}
     kw.setdefault("latent_dim", 5)
-    kw.setdefault("num_classes", 3 if name in DISCRETE else 0)
+    if name in DISCRETE:
+        kw.setdefault("num_classes", 3)
     for key, value in BASELINE_KW.get(name, {}).items():
         kw.setdefault(key, value)
-    return ModelConfig(model=name, image_size=image_size, **kw)
+    return MODELS[name].Config(**kw)
 
 
 def make_model(name, image_size=32, seed=0, **kw):
     torch.manual_seed(seed)
-    return build_model(make_config(name, image_size, **kw))
+    return build_model(make_config(name, **kw), image_size)
 
 
 def binary_batch(batch, size, seed=0):
@@ -44,4 +49,5 @@ def binary_batch(batch, size, seed=0):
 
 
 def betas_for(model):
-    return None if not model.uses_cascade_schedule else np.linspace(10.0, 1.0, model.latent_dim)
+    cascade = model.Config.schedule_kind == "cascade"
+    return None if not cascade else np.linspace(10.0, 1.0, model.latent_dim)

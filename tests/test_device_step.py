@@ -10,7 +10,7 @@ import torch
 from cascadevae.data import ArrayImageDataset
 from cascadevae.device_step import DeviceStep
 from cascadevae.presets import get_preset
-from cascadevae.train import Trainer
+from cascadevae.training import Trainer
 
 
 def random_binary_images(n, size, seed=0):

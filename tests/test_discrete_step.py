@@ -7,16 +7,15 @@ import torch
 import torch.nn.functional as F
 
 import cascadevae_ext
-from cascadevae.models import (ModelConfig, all_code_inputs, bernoulli_loglik_torch,
-                               build_model, code_loglik, discrete_step, evaluation_codes,
-                               training_codes)
+from cascadevae.models import (MODELS, all_code_inputs, bernoulli_loglik_torch, build_model,
+                               code_loglik, discrete_step, evaluation_codes)
 
 
 def make(size=32, S=4, m=5, lam_official=0.002, name="cascade", seed=0):
     torch.manual_seed(seed)
-    cfg = ModelConfig(model=name, image_size=size, latent_dim=m, num_classes=S,
-                      pairwise_lambda_official=lam_official)
-    return build_model(cfg)
+    cfg = MODELS[name].Config(latent_dim=m, num_classes=S, pairwise_lambda_official=lam_official,
+                              discrete_warmup=2, relieve_every=1)
+    return build_model(cfg, size)
 
 
 def batch(B, size, seed=0):
@@ -124,7 +123,7 @@ def test_lambda_converted_once(monkeypatch):
     z = model.posterior(x).z
     discrete_step(model, x, z)  # default: the config's converted value
     discrete_step(model, x, z, model.config.pairwise_lambda)
-    training_codes(model, x, z, discrete_active=True)
+    model.decoder_code(x, z, 2, train=True)
     assert seen == [pytest.approx(0.001)] * 3
     discrete_step(model, x, z, lam=0.25)  # an explicit (ordered-pair) value passes unchanged
     assert seen[-1] == 0.25
@@ -137,15 +136,15 @@ def test_zero_codes_before_warmup(monkeypatch):
     model = make(32, S=3)
     x = batch(4, 32)
     z = model.posterior(x).z
-    d = training_codes(model, x, z, discrete_active=False)
+    d = model.decoder_code(x, z, 1, train=True)   # t_d = 2
     assert d.shape == (4, 3) and torch.equal(d, torch.zeros(4, 3)) and not calls
     inp = model.decoder_input(z, d)
     assert torch.equal(inp[:, :5], z) and torch.equal(inp[:, 5:], torch.zeros(4, 3))
-    d = training_codes(model, x, z, discrete_active=True)
+    d = model.decoder_code(x, z, 2, train=True)
     assert calls and torch.equal(d, F.one_hot(torch.zeros(4, dtype=torch.int64), 3).float())
     # A model without a discrete code always gets the empty code.
-    no_code = build_model(ModelConfig(model="cascade-c", image_size=32, latent_dim=5))
-    assert training_codes(no_code, x, z, discrete_active=True).shape == (4, 0)
+    no_code = build_model(MODELS["cascade-c"].Config(latent_dim=5), 32)
+    assert no_code.decoder_code(x, z, 2, train=True).shape == (4, 0)
     with pytest.raises(ValueError, match="no discrete code"):
         discrete_step(no_code, x, z, 0.1)
 

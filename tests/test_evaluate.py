@@ -28,7 +28,7 @@ def test_mnist5k_run_writes_eval_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "final checkpoint t=6" in text
     res = json.loads((out / "eval.json").read_text())
-    m = TrainConfig.load(out).latent_dim
+    m = TrainConfig.load(out).model.latent_dim
     assert res["t"] == 6 and res["selection"] == "final checkpoint"
     assert res["dataset"] == "mnist5k" and res["eval_split"] == "test"
     # MI and TC are of the aggregate over the whole test split (1,000 images), not of the
@@ -117,11 +117,11 @@ def test_code_left_out_of_the_score_before_t_d(tmp_path):
     all-zero code, so the code is not a dim of the disentanglement score (as officially)."""
     out = _train(tmp_path / "run", "--dataset", "dsprites", "--lazy-data", "--stop-at", "2")
     cfg = TrainConfig.load(out)
-    assert cfg.discrete_warmup >= 2      # t = 2: updates 0 and 1 were before t_d
+    assert cfg.model.discrete_warmup >= 2      # t = 2: updates 0 and 1 were before t_d
     res = evaluate.evaluate_run(out, num_votes=20, batch=20, max_images=100,
                                 num_variance_samples=500, progress=False)
     assert res["t"] == 2 and res["disentanglement_discrete_dim"] is False
-    assert max(res["disentanglement_active_dims"], default=-1) < cfg.latent_dim
+    assert max(res["disentanglement_active_dims"], default=-1) < cfg.model.latent_dim
     kept = evaluate.evaluate_run(out, num_votes=20, batch=20, max_images=100,
                                  num_variance_samples=500, progress=False, collapsed_code="keep")
     assert kept["disentanglement_collapsed_code"] == "keep"

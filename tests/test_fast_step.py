@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import cascadevae_ext
 from cascadevae import acceleration, train
-from cascadevae.models import ModelConfig, all_code_inputs, build_model, conv_layout
+from cascadevae.models import all_code_inputs, conv_layout
 from cascadevae.models.networks import Decoder, Encoder
 from cascadevae.presets import TrainConfig, get_preset
 from cascadevae.run_dir import RunDir
@@ -158,8 +158,10 @@ def test_default_threads(monkeypatch):
 
 
 def test_old_config_loads_as_fp32_uncompiled():
-    d = get_preset("mnist").to_dict()
-    del d["precision"], d["compile"]
+    import pathlib
+    flat = json.loads((pathlib.Path(__file__).parent / "data" / "flat_presets.json").read_text())
+    d = dict(flat["mnist"])
+    d.pop("precision", None), d.pop("compile", None)   # a config.json from before them
     cfg = TrainConfig.from_dict(d)
     assert cfg.precision == "fp32" and cfg.compile is False
 
@@ -214,7 +216,8 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
         def forward(self, *a, **k):
             raise FakeDynamoError("no working C++ compiler")
 
-    monkeypatch.setattr(train.torch, "compile", lambda module, **kw: Broken(module))
+    from cascadevae.training import step as step_mod
+    monkeypatch.setattr(step_mod.torch, "compile", lambda module, **kw: Broken(module))
     monkeypatch.setattr(acceleration, "compiler_available", lambda: "")
     eager, out = tmp_path / "eager", tmp_path / "run"
     assert _run(eager, "--preset", "mnist", "--iters", "4", "--no-compile") == 0

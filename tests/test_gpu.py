@@ -310,7 +310,7 @@ ITERS = 14  # dsprites-official scaled to 14 updates: discrete step from t = 4, 
 
 def make_trainer():
     from cascadevae.presets import get_preset
-    from cascadevae.train import Trainer
+    from cascadevae.training import Trainer
     cfg = get_preset("dsprites-official").replace(batch_size=64).scaled(ITERS)
     return Trainer(cfg, random_binary_images(512, 64), 64, torch.device(DEV))
 

@@ -8,68 +8,117 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cascadevae.models import (MODEL_NAMES, MODELS, VAE, ModelConfig, build_model)
+from cascadevae.models import (MODELS, VAE, build_model, config_from_dict, model_names,
+                               register, traits)
 from model_helpers import EXTRA_TERMS, betas_for, binary_batch, make_config, make_model
 
 
 # ---- config ------------------------------------------------------------------------------
 
 def test_config_round_trip_and_pickle():
-    cfg = ModelConfig(model="anchor-vae", image_size=64, latent_dim=7, beta_high=10.0,
-                      beta_low=0.5, anchor_dims=[1, 4], std_param="logvar")
+    cfg = MODELS["anchor-vae"].Config(latent_dim=7, beta_high=10.0, beta_low=0.5,
+                                      anchor_dims=[4, 1], std_param="logvar")
     assert cfg.anchor_dims == (1, 4)
     d = cfg.to_dict()
-    assert d["anchor_dims"] == [1, 4]
-    assert ModelConfig.from_dict(d) == cfg
+    assert d == {"name": "anchor-vae", "latent_dim": 7, "std_param": "logvar",
+                 "beta_high": 10.0, "beta_low": 0.5, "anchor_dims": [1, 4]}
+    assert config_from_dict(d) == cfg
     assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"model": "vae"}, "model"),
-    ({"image_size": 28}, "image_size"),
-    ({"latent_dim": 0}, "latent_dim"),
-    ({"num_classes": -1}, "num_classes"),
-    ({"beta_low": -1.0}, "beta_low"),
-    ({"beta_high": float("nan")}, "beta_high"),
-    ({"std_param": "exp"}, "std_param"),
-    ({"anchor_dims": (0, 10)}, "anchor_dims"),
-    ({"anchor_dims": (1, 1)}, "anchor_dims"),
-    ({"pairwise_lambda_official": -0.1}, "lambda"),
+@pytest.mark.parametrize("name, kw, match", [
+    ("beta-vae", {"latent_dim": 0}, "latent_dim"),
+    ("cascade", {"num_classes": 1}, "num_classes"),
+    ("cascade", {"beta_low": -1.0}, "beta_low"),
+    ("cascade", {"beta_high": float("nan")}, "beta_high"),
+    ("cascade", {"beta_low": 11.0}, "beta_l"),
+    ("beta-vae", {"std_param": "exp"}, "std_param"),
+    ("anchor-vae", {"anchor_dims": (0, 10)}, "anchor_dims"),
+    ("anchor-vae", {"anchor_dims": (1, 1)}, "anchor_dims"),
+    ("cascade", {"pairwise_lambda_official": -0.1}, "pairwise_lambda_official"),
+    ("cascade", {"discrete_warmup": -1}, "discrete_warmup"),
 ])
-def test_config_rejects_bad_values(kw, match):
+def test_config_rejects_bad_values(name, kw, match):
     with pytest.raises(ValueError, match=match):
-        ModelConfig(**kw)
+        MODELS[name].Config(**kw)
 
 
-def test_config_unknown_key():
-    with pytest.raises(ValueError, match="unknown ModelConfig keys"):
-        ModelConfig.from_dict({"model": "beta-vae", "latnet_dim": 3})
+def test_config_unknown_and_unused_fields():
+    with pytest.raises(ValueError, match=r"has no fields \['latnet_dim'\]"):
+        config_from_dict({"name": "beta-vae", "latnet_dim": 3})
+    # a model carries only its own fields: beta-VAE has no num_classes, no lambda'
+    with pytest.raises(TypeError):
+        MODELS["beta-vae"].Config(num_classes=3)
+    with pytest.raises(ValueError, match="no fields"):
+        MODELS["beta-vae"].Config().replace(pairwise_lambda_official=0.1)
+    with pytest.raises(ValueError, match="unknown model"):
+        config_from_dict({"name": "vae"})
 
 
 def test_pairwise_lambda_is_half_the_official_value():
-    assert ModelConfig(pairwise_lambda_official=0.001).pairwise_lambda == pytest.approx(0.0005)
+    cfg = MODELS["cascade"].Config(pairwise_lambda_official=0.001)
+    assert cfg.pairwise_lambda == pytest.approx(0.0005)
 
 
-def test_discrete_code_size_checked_per_model():
-    with pytest.raises(ValueError, match="num_classes"):
-        build_model(ModelConfig(model="cascade", num_classes=0))
-    with pytest.raises(ValueError, match="num_classes"):
-        build_model(ModelConfig(model="beta-vae", num_classes=3))
-    with pytest.raises(TypeError, match="ModelConfig"):
-        build_model({"model": "beta-vae"})
+def test_build_model_checks():
+    with pytest.raises(ValueError, match="image_size"):
+        build_model(MODELS["cascade"].Config(), 28)
+    with pytest.raises(TypeError, match="config section"):
+        build_model({"name": "beta-vae"}, 32)
+    with pytest.raises(TypeError, match="takes a"):
+        MODELS["beta-vae"](MODELS["cascade"].Config(), 32)
 
 
-def test_registry_and_flags():
-    assert tuple(MODELS) == MODEL_NAMES
-    flags = {name: (cls.uses_cascade_schedule, cls.has_discrete_code, cls.uses_discrete_step)
-             for name, cls in MODELS.items()}
-    assert flags == {"beta-vae": (False, False, False), "anchor-vae": (False, False, False),
-                     "cascade-c": (True, False, False), "cascade-d": (False, True, True),
-                     "cascade": (True, True, True), "joint-vae": (False, True, False),
-                     "factor-vae": (False, False, False), "beta-tcvae": (False, False, False)}
-    for name in MODEL_NAMES:
+def test_registry_traits():
+    assert tuple(MODELS) == model_names()
+    flags = {name: (cls.Config.schedule_kind, cls.has_discrete_code, cls.uses_discrete_step,
+                    cls.supports_device_step) for name, cls in MODELS.items()}
+    assert flags == {"beta-vae": ("constant", False, False, True),
+                     "anchor-vae": ("anchor", False, False, True),
+                     "cascade-c": ("cascade", False, False, True),
+                     "cascade-d": ("constant", True, True, True),
+                     "cascade": ("cascade", True, True, True),
+                     "joint-vae": ("none", True, False, False),
+                     "factor-vae": ("constant", False, False, False),
+                     "beta-tcvae": ("none", False, False, False)}
+    table = traits()
+    assert table["cascade"]["label"] == "CascadeVAE" and "num_classes" in table["cascade"]["fields"]
+    for name in MODELS:
         model = make_model(name)
         assert isinstance(model, VAE) and model.name == name and type(model) is MODELS[name]
+        assert model.config.model_name == name
+
+
+def test_register_checks_traits_against_fields():
+    class NoConfig(VAE):
+        name = "no-config"
+    with pytest.raises(TypeError, match="own Config"):
+        register(NoConfig)
+
+    class Mismatch(VAE):
+        name = "mismatch"
+        has_discrete_code = True
+        Config = MODELS["beta-vae"].Config
+    with pytest.raises(TypeError, match="num_classes"):
+        register(Mismatch)
+    assert "mismatch" not in MODELS
+
+
+def test_which_code_the_decoder_gets():
+    x = binary_batch(4, 32)
+    cascade = make_model("cascade", discrete_warmup=10, relieve_every=5)
+    z = cascade.posterior(x).z
+    assert not cascade.code_active(9) and cascade.code_active(10) and cascade.code_active(None)
+    assert torch.equal(cascade.decoder_code(x, z, 9, train=True), torch.zeros(4, 3))
+    trained = cascade.decoder_code(x, z, 10, train=True)
+    assert trained.shape == (4, 3) and torch.equal(trained.sum(1), torch.ones(4))
+    shown = cascade.decoder_code(x, z, 10, train=False)
+    assert torch.equal(shown.argmax(1), cascade.evaluation_codes(x))
+    joint = make_model("joint-vae")
+    assert joint.code_active(0) and joint.decoder_code(x, z, 0, train=True) is None
+    plain = make_model("beta-vae")
+    assert not plain.code_active(None)
+    assert plain.decoder_code(x, z, 5, train=True).shape == (4, 0)
 
 
 # ---- network tables ----------------------------------------------------------------------
@@ -119,7 +168,7 @@ def test_network_structure_matches_table(size):
 # ---- shapes, losses, gradients -----------------------------------------------------------
 
 @pytest.mark.parametrize("size", [32, 64])
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("std_param", ["softplus", "logvar"])
 def test_shapes_loss_and_backward(name, size, std_param):
     m = 4
@@ -149,23 +198,27 @@ def test_shapes_loss_and_backward(name, size, std_param):
     assert any(g.abs().sum() > 0 for g in model.encoder.parameters() for g in [g.grad])
 
 
-def test_cascade_models_require_betas():
-    model = make_model("cascade-c")
-    with pytest.raises(ValueError, match="schedule"):
-        model.loss_terms(binary_batch(2, 32))
-    with pytest.raises(ValueError, match="betas"):
-        model.loss_terms(binary_batch(2, 32), None, torch.ones(3))
-
-
-def test_fixed_betas_per_variant():
+def test_default_betas_are_the_schedule_s():
     m = 5
-    kw = dict(latent_dim=m, beta_high=10.0, beta_low=0.7, beta=4.0, anchor_dims=(1, 3))
-    assert make_model("beta-vae", **kw).fixed_betas().tolist() == [4.0] * m
-    assert make_model("cascade-d", **kw).fixed_betas().tolist() == [4.0] * m
-    assert torch.allclose(make_model("anchor-vae", **kw).fixed_betas(),
-                          torch.tensor([10.0, 0.7, 10.0, 0.7, 10.0]))
-    assert make_model("cascade-c", **kw).fixed_betas() is None
-    assert make_model("cascade", **kw).fixed_betas() is None
+    kw = dict(latent_dim=m, beta_high=10.0, beta_low=0.7, beta=4.0, anchor_dims=(1, 3),
+              relieve_every=2)
+    x = binary_batch(2, 32)
+    for name, want in (("beta-vae", [4.0] * m), ("cascade-d", [4.0] * m),
+                       ("anchor-vae", [10.0, 0.7, 10.0, 0.7, 10.0])):
+        model = make_model(name, **kw)
+        assert model.schedule.betas(0).tolist() == want
+        post = model.posterior(x)
+        d = model.zero_code(2, like=post.z)
+        explicit = model.loss_terms(x, d, want, posterior=post)["kl"]
+        assert torch.equal(model.loss_terms(x, d, None, posterior=post)["kl"], explicit)
+    cascade = make_model("cascade-c", **kw)
+    cascade.set_iteration(3)   # None: the schedule's betas at the model's iteration
+    post = cascade.posterior(x)
+    assert torch.equal(cascade.loss_terms(x, None, None, posterior=post)["kl"],
+                       cascade.loss_terms(x, None, cascade.schedule.betas(3), posterior=post)["kl"])
+    assert cascade.schedule.betas(3).tolist() != cascade.schedule.betas(0).tolist()
+    with pytest.raises(ValueError, match="betas"):
+        cascade.loss_terms(x, None, torch.ones(3))
 
 
 def test_kl_weighted_by_betas_and_loss_is_sum():
@@ -230,8 +283,8 @@ def test_reparameterise_uses_std_and_generator():
 
 def test_hooks_for_extra_terms_and_modules():
     class WithExtra(MODELS["beta-vae"]):
-        def __init__(self, config):
-            super().__init__(config)
+        def __init__(self, config, image_size):
+            super().__init__(config, image_size)
             self.critic = nn.Linear(config.latent_dim, 1)
 
         def extra_loss_terms(self, x, posterior, d, logits):
@@ -241,7 +294,7 @@ def test_hooks_for_extra_terms_and_modules():
             return {"critic": self.critic}
 
     torch.manual_seed(0)
-    model = WithExtra(make_config("beta-vae", latent_dim=3))
+    model = WithExtra(make_config("beta-vae", latent_dim=3), 32)
     terms = model.loss_terms(binary_batch(2, 32))
     assert torch.allclose(terms["loss"], terms["recon"] + terms["kl"] + 1.5)
     critic = {id(p) for p in model.critic.parameters()}

@@ -33,7 +33,7 @@ def make_run(root, name, preset="dsprites", seed=0, iterations=None, dataset=Non
                                                    "iterations": cfg.iterations}))
     if eval_file:
         ev = dict(PROTOCOL, t=cfg.iterations, selection=selection, dataset=dataset,
-                  model=cfg.model, seed=0)
+                  model=cfg.model_name, seed=0)
         if not dataset.startswith("dsprites"):
             ev.update(accuracy_target="class labels", eval_split="test")
         ev.update(values)

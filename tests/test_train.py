@@ -46,7 +46,7 @@ def test_end_to_end_writes_run_dir(tmp_path, capsys):
     recs = _metrics(out)
     assert [r["t"] for r in recs] == [0, 1, 3, 5, 7, 9]
     r = recs[-1]
-    assert len(r["kl_per_dim"]) == cfg.latent_dim and np.isfinite(r["loss"])
+    assert len(r["kl_per_dim"]) == cfg.model.latent_dim and np.isfinite(r["loss"])
     assert {"recon", "kl", "relieved", "discrete_on", "class_counts", "seconds"} <= set(r)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["iterations"] == 10
@@ -58,7 +58,7 @@ def test_betas_and_discrete_follow_schedule(tmp_path):
     assert _run(out, "--iters", "12", "--log-every", "1") == 0
     cfg = TrainConfig.load(out)
     sched = cfg.schedule()
-    assert cfg.discrete_warmup is not None and 0 < cfg.discrete_warmup < 12
+    assert cfg.model.discrete_warmup is not None and 0 < cfg.model.discrete_warmup < 12
     recs = _metrics(out)
     assert len(recs) == 12
     for r in recs:
@@ -68,7 +68,7 @@ def test_betas_and_discrete_follow_schedule(tmp_path):
         assert r["discrete_on"] == sched.discrete_on(t)
         if sched.discrete_on(t):
             assert r["class_counts"] is not None
-            assert len(r["class_counts"]) == cfg.num_classes and sum(r["class_counts"]) == 8
+            assert len(r["class_counts"]) == cfg.model.num_classes and sum(r["class_counts"]) == 8
         else:
             assert r["class_counts"] is None
     assert recs[0]["relieved"] < recs[-1]["relieved"]
@@ -96,7 +96,7 @@ def test_keyboard_interrupt_checkpoints_and_resumes(tmp_path, monkeypatch, capsy
     full, part = tmp_path / "full", tmp_path / "part"
     args = ["--iters", "10", "--checkpoint-every", "100"]
     assert _run(full, *args) == 0
-    real = train.discrete_mod.training_codes
+    real = vae_mod.VAE.decoder_code
     calls = {"n": 0}
 
     def codes(*a, **kw):  # interrupt mid-update t=4, after its batch and z were drawn
@@ -105,12 +105,12 @@ def test_keyboard_interrupt_checkpoints_and_resumes(tmp_path, monkeypatch, capsy
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(train.discrete_mod, "training_codes", codes)
+    monkeypatch.setattr(vae_mod.VAE, "decoder_code", codes)
     assert _run(part, *args) == train.EXIT_INTERRUPTED
     assert "interrupted after 4 updates" in capsys.readouterr().out
     assert RunDir(part).load_checkpoint()["t"] == 4
     assert json.loads((part / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(train.discrete_mod, "training_codes", real)
+    monkeypatch.setattr(vae_mod.VAE, "decoder_code", real)
     assert train.main(["--resume", str(part), "--no-progress", "--device", "cpu", "--no-eval"]) == 0
     a, b = _params(full), _params(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -152,7 +152,7 @@ def test_dsprites_lazy_and_overrides(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "procedural" in text.lower()
     cfg = TrainConfig.load(out)
-    assert cfg.latent_dim == 3 and cfg.dataset == "dsprites"
+    assert cfg.model.latent_dim == 3 and cfg.dataset == "dsprites"
     assert json.loads((out / "run.json").read_text())["image_size"] == 64
 
 
@@ -179,11 +179,11 @@ def test_monitor_logs_information_and_training_ends_with_evaluation(tmp_path, ca
     measured = [r for r in recs if "mi_per_dim" in r]
     assert [r["t"] + 1 for r in measured] == [2, 4, 6, 8]
     for r in measured:
-        assert len(r["mi_per_dim"]) == cfg.latent_dim
+        assert len(r["mi_per_dim"]) == cfg.model.latent_dim
         # Monte Carlo noise can take an uninformative dim slightly below 0
         assert all(-0.05 <= v <= np.log(30) + 0.5 for v in r["mi_per_dim"])
         # preset mnist has t_d = 0: the code is active, I(x; d) = H(d) <= log S
-        assert 0.0 <= r["mi_discrete"] <= np.log(cfg.num_classes) + 1e-9
+        assert 0.0 <= r["mi_discrete"] <= np.log(cfg.model.num_classes) + 1e-9
     # kept weights, one per checkpoint, each loadable on its own
     kept = RunDir(out).kept_weights()
     assert [p.name for p in kept] == ["t00000004.pt", "t00000008.pt"]
@@ -199,9 +199,10 @@ def test_monitor_logs_information_and_training_ends_with_evaluation(tmp_path, ca
 
 
 def test_default_monitor_interval():
-    assert train.default_mi_every(300000, 100) == 12000
-    assert train.default_mi_every(2000, 100) == 100   # never more often than the log
-    assert train.default_mi_every(10, 1) == 1
+    from cascadevae.training.session import default_mi_every
+    assert default_mi_every(300000, 100) == 12000
+    assert default_mi_every(2000, 100) == 100   # never more often than the log
+    assert default_mi_every(10, 1) == 1
 
 
 def test_device_step_eager_matches_the_plain_step(tmp_path):

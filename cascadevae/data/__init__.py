@@ -20,10 +20,10 @@ from .image_dataset import ArrayImageDataset, ImageDataset
 from .mnist import load_fashion_mnist, load_idx_directory, load_mnist, load_mnist5k
 from .paths import (CACHE_DIR_ENV, DATA_DIR_ENV, add_data_dir_argument, cache_dir,
                     resolve_data_dir)
-from .registry import available, load
+from .registry import FAMILIES, available, family, image_size, load
 
 __all__ = [
-    "load", "available",
+    "load", "available", "family", "image_size", "FAMILIES",
     "ImageDataset", "ArrayImageDataset", "GroundTruthData",
     "index_from_factors", "factors_from_index",
     "DSprites", "DSpritesBase", "DSpritesGrid", "ProceduralDSprites",

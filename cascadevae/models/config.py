@@ -1,256 +1,234 @@
-"""ModelConfig: the single source of a model's hyperparameters (architecture, betas, discrete
-code, lambda', the baselines' own weights). Picklable, and round-trips through a plain dict for
-the run directory.
+"""The model section of a run's config: one frozen dataclass per model, which each model class
+declares as its ``Config`` (see :mod:`.registry`), built from the field groups below. The
+section is nested in the run's :class:`cascadevae.config.TrainConfig` and is the only place a
+model hyperparameter lives; a model carries exactly the fields it uses.
+
+Field groups (each model's ``Config`` inherits the ones it needs):
+
+* :class:`ModelConfig` (every model): ``latent_dim`` (m), ``std_param``.
+* :class:`CodeFields`: ``num_classes`` (S >= 2), the discrete code's size.
+* :class:`CascadeFields`: ``beta_high`` (beta_h), ``beta_low`` (beta_l), ``relieve_every``
+  (r), ``schedule_variant`` ("paper": Algorithm 1; "official": the authors' code's counting).
+* :class:`DiscreteStepFields`: ``discrete_warmup`` (t_d) and ``pairwise_lambda_official``
+  (lambda' as the appendix and the official code give it, over *unordered* pairs).
+  :attr:`DiscreteStepFields.pairwise_lambda` is lambda' over ordered pairs, the paper's eq. (6)
+  and what ``cascadevae_ext.assign`` takes: the one place the appendix value is converted.
+* :class:`BetaFields`: one ``beta`` on every dim.
+* :class:`AnchorFields`: ``beta_high``, ``beta_low`` and ``anchor_dims``.
+* the baselines' groups (:class:`JointFields`, :class:`FactorFields`, :class:`TCFields`).
+
+beta and the loss scale: every beta multiplies a KL divergence summed over latent dims and
+averaged over the batch, against a Bernoulli NLL *summed* over pixels and averaged over the
+batch. A beta meant for a pixel-averaged reconstruction over P pixels is beta * P here.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
-import numbers
-from typing import Any, Dict, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, Optional, Tuple
 
+from .. import validate as v
 from ..assignment import lam_from_official
+from ..schedule import VARIANTS, AnchorSchedule, CascadeSchedule, ConstantSchedule, Schedule
 
-#: Model names accepted by :func:`cascadevae.models.build_model`.
-MODEL_NAMES = ("beta-vae", "anchor-vae", "cascade-c", "cascade-d", "cascade",
-               "joint-vae", "factor-vae", "beta-tcvae")
 #: Input sizes with a network table in the paper's appendix B (Table 5: 64, Table 6: 32).
 IMAGE_SIZES = (32, 64)
-#: Posterior std parameterisations (see :class:`ModelConfig`).
+#: Posterior std parameterisations: "softplus" (std = softplus(raw), the official code's) or
+#: "logvar" (the head is log sigma^2; Dupont's JointVAE convention).
 STD_PARAMS = ("softplus", "logvar")
-#: beta-TCVAE's estimators of q(z) (see :func:`cascadevae.models.baseline_terms
-#: .log_importance_weights`): minibatch-weighted and minibatch stratified sampling.
+#: beta-TCVAE's estimators of q(z): minibatch-weighted and minibatch stratified sampling.
 TC_ESTIMATORS = ("mws", "mss")
-#: The baselines' own fields, by model. Each is required (not None) for its model and must be
-#: None for every other model, so a config never carries a value that silently does nothing.
-BASELINE_FIELDS: Dict[str, Tuple[str, ...]] = {
-    "joint-vae": ("capacity_continuous", "capacity_discrete", "gumbel_temperature"),
-    "factor-vae": ("tc_weight", "discriminator_hidden", "discriminator_layers",
-                   "discriminator_learning_rate", "discriminator_adam_betas"),
-    "beta-tcvae": ("mi_weight", "tc_weight", "dim_kl_weight", "tc_estimator", "dataset_size"),
+
+#: field -> its check (value, name) -> normalised value; one table for every model's fields
+FIELD_CHECKS = {
+    "latent_dim": lambda x, n: v.count(x, n, 1),
+    "std_param": lambda x, n: v.choice(x, n, STD_PARAMS),
+    "num_classes": lambda x, n: v.count(x, n, 2),
+    "beta_high": v.number, "beta_low": v.number, "beta": v.number,
+    "relieve_every": lambda x, n: v.count(x, n, 1),
+    "schedule_variant": lambda x, n: v.choice(x, n, VARIANTS),
+    "discrete_warmup": lambda x, n: v.count(x, n, 0),
+    "pairwise_lambda_official": v.number,
+    "anchor_dims": v.dims,
+    "capacity_continuous": v.capacity, "capacity_discrete": v.capacity,
+    "gumbel_temperature": lambda x, n: v.number(x, n, positive=True),
+    "tc_weight": v.number, "mi_weight": v.number, "dim_kl_weight": v.number,
+    "discriminator_hidden": lambda x, n: v.count(x, n, 1),
+    "discriminator_layers": lambda x, n: v.count(x, n, 2),
+    "discriminator_learning_rate": lambda x, n: v.number(x, n, positive=True),
+    "discriminator_adam_betas": v.adam_betas,
+    "tc_estimator": lambda x, n: v.choice(x, n, TC_ESTIMATORS),
+    "dataset_size": lambda x, n: v.optional(v.count, x, n, 2),
 }
-ALL_BASELINE_FIELDS: Tuple[str, ...] = tuple(dict.fromkeys(
-    n for names in BASELINE_FIELDS.values() for n in names))
 
 
-def _finite_nonneg(value: Any, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} = {value!r} must be a number") from None
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ValueError(f"{name} = {value!r} must be a finite number >= 0")
-    return value
-
-
-# ---- validators shared with cascadevae.presets.TrainConfig (``name`` says whose field) -------
-
-def check_number(value: Any, name: str, positive: bool = False) -> float:
-    """A finite real >= 0 (> 0 with ``positive``) as a float; bools are not numbers here."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        raise ValueError(f"{name} = {value!r}: expected a finite number "
-                         f"{'> 0' if positive else '>= 0'}")
-    return value
-
-
-def check_count(value: Any, name: str, minimum: int = 1) -> int:
-    """An integer >= ``minimum``; bools are not integers here."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
-    return int(value)
-
-
-def check_adam_betas(value: Any, name: str) -> Tuple[float, float]:
-    """Adam's (beta1, beta2): two numbers in [0, 1)."""
-    if (isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2
-            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool)
-                       and 0.0 <= float(b) < 1.0 for b in value)):
-        raise ValueError(f"{name} = {value!r}: expected two numbers in [0, 1)")
-    return float(value[0]), float(value[1])
-
-
-def check_capacity(value: Any, name: str) -> Tuple[float, float, int, float]:
-    """JointVAE's capacity schedule [C_min, C_max, num_iters, gamma] as a tuple: capacities in
-    nats with 0 <= C_min <= C_max, num_iters an integer >= 1, gamma >= 0."""
-    want = ("expected [C_min, C_max, num_iters, gamma] with 0 <= C_min <= C_max (nats), "
-            "num_iters an integer >= 1 and gamma >= 0")
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 4:
-        raise ValueError(f"{name} = {value!r}: {want}")
-    try:
-        c_min, c_max = check_number(value[0], name), check_number(value[1], name)
-        num_iters, gamma = check_count(value[2], name), check_number(value[3], name)
-    except ValueError:
-        raise ValueError(f"{name} = {value!r}: {want}") from None
-    if c_max < c_min:
-        raise ValueError(f"{name} = {value!r}: {want}")
-    return c_min, c_max, num_iters, gamma
-
-
-def check_baseline_fields(obj: Any, model: str, label: str, optional: Tuple[str, ...] = ()):
-    """Check and normalise the baseline fields of ``obj`` (a ModelConfig or TrainConfig) for
-    ``model``: its own fields set (except those in ``optional``), every other one None.
-    Returns {field: normalised value} for the fields that are set."""
-    own = BASELINE_FIELDS.get(model, ())
-    unused = [n for n in ALL_BASELINE_FIELDS if n not in own and getattr(obj, n) is not None]
-    if unused:
-        raise ValueError(f"{label}: model {model!r} does not use {unused}; set them to None")
-    missing = [n for n in own if n not in optional and getattr(obj, n) is None]
-    if missing:
-        raise ValueError(f"{label}: model {model!r} needs {missing} (got None)")
-    return {n: _FIELD_CHECKS[n](getattr(obj, n), f"{label}.{n}")
-            for n in own if getattr(obj, n) is not None}
-
-
-def _check_estimator(value: Any, name: str) -> str:
-    if value not in TC_ESTIMATORS:
-        raise ValueError(f"{name} = {value!r}: expected one of {TC_ESTIMATORS}")
-    return value
-
-
-_FIELD_CHECKS = {
-    "capacity_continuous": check_capacity,
-    "capacity_discrete": check_capacity,
-    "gumbel_temperature": lambda v, n: check_number(v, n, positive=True),
-    "tc_weight": check_number,
-    "discriminator_hidden": check_count,
-    "discriminator_layers": lambda v, n: check_count(v, n, 2),
-    "discriminator_learning_rate": lambda v, n: check_number(v, n, positive=True),
-    "discriminator_adam_betas": check_adam_betas,
-    "mi_weight": check_number,
-    "dim_kl_weight": check_number,
-    "tc_estimator": _check_estimator,
-    "dataset_size": lambda v, n: check_count(v, n, 2),
-}
-assert set(_FIELD_CHECKS) == set(ALL_BASELINE_FIELDS)
-
-
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
-    """Hyperparameters of one model, in the paper's symbols.
+    """The fields every model has: ``latent_dim`` (m, continuous dims z_1..z_m) and
+    ``std_param`` (how the encoder's second head becomes the posterior std; every model takes
+    the same default so that differences come from the method). Subclasses add field groups;
+    ``model_name`` is set by :func:`cascadevae.models.registry.register`."""
 
-    Attributes:
-        model: one of ``MODEL_NAMES``: ``"beta-vae"`` (one beta on every dim),
-            ``"anchor-vae"`` (beta_l on ``anchor_dims``, beta_h on the rest, fixed),
-            ``"cascade-c"`` (information cascading, no discrete code), ``"cascade-d"``
-            (discrete code, one fixed beta) and ``"cascade"`` (both; the paper's CascadeVAE).
-        image_size: 64 (dSprites, Chairs: appendix B Table 5) or 32 (MNIST and FashionMNIST
-            resized to 32x32: Table 6). Images are one channel in [0, 1].
-        latent_dim: m, the number of continuous latent dims z_1..z_m.
-        num_classes: S, the number of values of the discrete code d (one-hot at the decoder
-            input). 0 for models without a discrete code; >= 2 for cascade-d / cascade.
-        beta_high: beta_h, the KL weight of a dim that is not yet relieved (cascade models)
-            or not an anchor (anchor-vae). The appendix fixes it at 10.
-        beta_low: beta_l, the KL weight of a relieved dim (cascade models) or an anchor dim.
-        beta: the single beta of the fixed-beta models (beta-vae, cascade-d); unused by the
-            others.
-        anchor_dims: indices of the dims at beta_l in AnchorVAE (Gao et al., 2018).
-        std_param: how the encoder's second output head becomes the posterior std:
-            ``"softplus"`` -- std = softplus(raw), as the official code does (default);
-            ``"logvar"`` -- the head is log sigma^2 and std = exp(raw / 2) (Dupont's JointVAE
-            convention, which the paper's architecture follows). Every model, the baselines
-            included, takes the same default, so that differences come from the method.
-        pairwise_lambda_official: lambda' as the appendix and the official code give it
-            (0.001 dSprites, 0.1 MNIST/FashionMNIST, 0.01 Chairs). That code's penalty counts
-            *unordered* pairs; :attr:`pairwise_lambda` converts it (once) to the ordered-pair
-            lambda' of the paper's eq. (6), which is what the solver takes.
-
-    The baselines' own fields (None for every other model; see ``BASELINE_FIELDS``):
-
-        capacity_continuous, capacity_discrete: JointVAE's [C_min, C_max, num_iters, gamma]
-            for the continuous (z) and the categorical (c) KL: the loss has
-            gamma |KL - C(t)| with C(t) rising linearly from C_min to C_max over num_iters
-            updates; the discrete C_max is capped at log K (K = ``num_classes``).
-        gumbel_temperature: JointVAE's Gumbel-softmax temperature tau (Dupont: 0.67, fixed).
-        tc_weight: the weight of the total-correlation term: FactorVAE's gamma, beta-TCVAE's
-            beta.
-        discriminator_hidden, discriminator_layers: FactorVAE's discriminator, an MLP of
-            ``discriminator_layers`` linear layers (the last gives 2 logits) of
-            ``discriminator_hidden`` units (Kim & Mnih: 6 and 1000).
-        discriminator_learning_rate, discriminator_adam_betas: its own Adam optimiser
-            (Kim & Mnih: 1e-4, (0.5, 0.9)).
-        mi_weight, dim_kl_weight: beta-TCVAE's alpha (on the index-code MI) and gamma (on the
-            dimension-wise KL).
-        tc_estimator: beta-TCVAE's minibatch estimator of q(z), one of ``TC_ESTIMATORS``.
-        dataset_size: N, the number of training images, for beta-TCVAE's estimator. Always
-            explicit: never derived from a loss weight or the batch.
-
-    beta and the loss scale: every beta multiplies a KL divergence that is summed over latent
-    dims (with per-dim weights beta_j) and averaged over the batch, and the reconstruction
-    term is a Bernoulli NLL *summed* over pixels and averaged over the batch. A beta taken
-    from a setup that averages the reconstruction over P pixels corresponds to beta * P here.
-    """
-
-    model: str = "beta-vae"
-    image_size: int = 64
     latent_dim: int = 10
-    num_classes: int = 0
-    beta_high: float = 10.0
-    beta_low: float = 1.0
-    beta: float = 4.0
-    anchor_dims: Tuple[int, ...] = field(default_factory=tuple)
     std_param: str = "softplus"
-    pairwise_lambda_official: float = 0.001
-    capacity_continuous: Optional[Tuple[float, float, int, float]] = None
-    capacity_discrete: Optional[Tuple[float, float, int, float]] = None
-    gumbel_temperature: Optional[float] = None
-    tc_weight: Optional[float] = None
-    discriminator_hidden: Optional[int] = None
-    discriminator_layers: Optional[int] = None
-    discriminator_learning_rate: Optional[float] = None
-    discriminator_adam_betas: Optional[Tuple[float, float]] = None
-    mi_weight: Optional[float] = None
-    dim_kl_weight: Optional[float] = None
-    tc_estimator: Optional[str] = None
-    dataset_size: Optional[int] = None
+
+    model_name: ClassVar[str] = ""
+    #: how the per-dim betas come about: "cascade", "constant", "anchor" or "none" (the model
+    #: weights its KL itself; the schedule's betas are 0)
+    schedule_kind: ClassVar[str] = "none"
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"model = {self.model!r} is not known; use one of {MODEL_NAMES}")
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size = {self.image_size!r} has no network table; use "
-                             f"one of {IMAGE_SIZES} (resize 28x28 MNIST to 32x32)")
-        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim (m) = {self.latent_dim!r} must be an int >= 1")
-        if not isinstance(self.num_classes, int) or self.num_classes < 0:
-            raise ValueError(f"num_classes (S) = {self.num_classes!r} must be an int >= 0")
-        self.beta_high = _finite_nonneg(self.beta_high, "beta_high (beta_h)")
-        self.beta_low = _finite_nonneg(self.beta_low, "beta_low (beta_l)")
-        self.beta = _finite_nonneg(self.beta, "beta")
-        self.pairwise_lambda_official = _finite_nonneg(
-            self.pairwise_lambda_official, "pairwise_lambda_official (lambda')")
-        if self.std_param not in STD_PARAMS:
-            raise ValueError(f"std_param = {self.std_param!r}; use one of {STD_PARAMS}")
-        dims = tuple(int(j) for j in self.anchor_dims)
-        bad = [j for j in dims if not 0 <= j < self.latent_dim]
-        if bad or len(set(dims)) != len(dims):
-            raise ValueError(f"anchor_dims = {self.anchor_dims!r} must be distinct indices in "
-                             f"[0, latent_dim = {self.latent_dim})")
-        self.anchor_dims = dims
-        for name, value in check_baseline_fields(self, self.model, "ModelConfig").items():
-            setattr(self, name, value)
+        label = self.model_name or type(self).__name__
+        for f in dataclasses.fields(self):
+            check = FIELD_CHECKS.get(f.name)
+            if check is not None:
+                object.__setattr__(self, f.name, check(getattr(self, f.name),
+                                                       f"{label}.{f.name}"))
+        if "anchor_dims" in self.field_names():
+            v.dims(self.anchor_dims, f"{label}.anchor_dims", self.latent_dim)
+        self.schedule()  # cross-field checks (beta_l <= beta_h, t_d in whole stages, ...)
+
+    # -- fields -------------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> Tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **overrides: Any) -> "ModelConfig":
+        """A validated copy with some fields changed; a name this model does not have raises
+        ValueError listing the ones it has."""
+        unknown = sorted(set(overrides) - set(self.field_names()))
+        if unknown:
+            raise ValueError(f"model {self.model_name!r} has no fields {unknown}; its fields: "
+                             f"{', '.join(self.field_names())}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"name": model name, field: value, ...}``, JSON-safe (tuples as lists)."""
+        out: Dict[str, Any] = {"name": self.model_name}
+        for n in self.field_names():
+            value = getattr(self, n)
+            out[n] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def discrete_warmup_or_none(self) -> Optional[int]:
+        """t_d for a model with the alternating step, None for the others."""
+        return getattr(self, "discrete_warmup", None)
+
+    def schedule(self) -> Schedule:
+        """The beta / discrete-step schedule of these fields (``schedule_kind``)."""
+        t_d = self.discrete_warmup_or_none
+        kind = self.schedule_kind
+        if kind == "cascade":
+            return CascadeSchedule(self.latent_dim, self.beta_high, self.beta_low,
+                                   self.relieve_every, t_d, self.schedule_variant)
+        if kind == "anchor":
+            return AnchorSchedule(self.latent_dim, self.anchor_dims, self.beta_high,
+                                  self.beta_low, t_d)
+        if kind == "constant":
+            return ConstantSchedule(self.latent_dim, self.beta, t_d)
+        return ConstantSchedule(self.latent_dim, 0.0, t_d)
+
+    def scaled(self, factor: float) -> Tuple["ModelConfig", Dict[str, Tuple[Any, Any]]]:
+        """A copy whose iteration counts (r, t_d, capacity num_iters) are scaled by ``factor``,
+        and {field: (old, new)} of what changed. r and num_iters round to at least 1; a t_d
+        that is a whole number of stages stays one, so the official counting carries over."""
+        changes: Dict[str, Any] = {}
+        r_old = getattr(self, "relieve_every", None)
+        r_new = max(1, round(r_old * factor)) if r_old is not None else None
+        if r_old is not None:
+            changes["relieve_every"] = r_new
+        td = self.discrete_warmup_or_none
+        if td is not None:
+            if r_old is not None and td % r_old == 0:
+                changes["discrete_warmup"] = (td // r_old) * r_new
+            else:
+                changes["discrete_warmup"] = round(td * factor)
+        for name in ("capacity_continuous", "capacity_discrete"):
+            cap = getattr(self, name, None)
+            if cap is not None:
+                changes[name] = (cap[0], cap[1], max(1, round(cap[2] * factor)), cap[3])
+        report = {k: (getattr(self, k), new) for k, new in changes.items()}
+        return self.replace(**changes), report
+
+
+@dataclass(frozen=True)
+class CodeFields:
+    """A discrete code d of S = ``num_classes`` values (one-hot at the decoder input)."""
+    num_classes: int = 3
+
+
+@dataclass(frozen=True)
+class CascadeFields:
+    """Information cascading: every dim starts at beta_h and one is relieved to beta_l every r
+    updates (:class:`cascadevae.schedule.CascadeSchedule`)."""
+    beta_high: float = 10.0
+    beta_low: float = 1.0
+    relieve_every: int = 20_000
+    schedule_variant: str = "paper"
+    schedule_kind: ClassVar[str] = "cascade"
+
+
+@dataclass(frozen=True)
+class DiscreteStepFields:
+    """The alternating discrete step: from update t_d = ``discrete_warmup`` on, the codes come
+    from the exact assignment with lambda'; before it the decoder gets all-zero codes."""
+    discrete_warmup: int = 0
+    pairwise_lambda_official: float = 0.001
 
     @property
     def pairwise_lambda(self) -> float:
-        """lambda' in the ordered-pair convention of eq. (6) and ``cascadevae_ext.assign``:
-        ``lam_from_official(pairwise_lambda_official)``. This is the one place where the
-        appendix value is converted; pass the result on unchanged."""
+        """lambda' over ordered pairs (eq. 6; what ``cascadevae_ext.assign`` takes), converted
+        from ``pairwise_lambda_official`` here and nowhere else: pass it on unchanged."""
         return lam_from_official(self.pairwise_lambda_official)
 
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain JSON-ready dict of the fields (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error (a typo must not be lost)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys {unknown}; known: {sorted(names)}")
-        return cls(**dict(values))
+@dataclass(frozen=True)
+class BetaFields:
+    """One KL weight beta on every dim."""
+    beta: float = 4.0
+    schedule_kind: ClassVar[str] = "constant"
+
+
+@dataclass(frozen=True)
+class AnchorFields:
+    """AnchorVAE: beta_l on ``anchor_dims``, beta_h on the rest, fixed."""
+    beta_high: float = 10.0
+    beta_low: float = 7.0
+    anchor_dims: Tuple[int, ...] = (0,)
+    schedule_kind: ClassVar[str] = "anchor"
+
+
+@dataclass(frozen=True)
+class JointFields:
+    """JointVAE (Dupont, 2018): capacities [C_min, C_max, num_iters, gamma] for the continuous
+    and the categorical KL (loss gamma |KL - C(t)|, C rising linearly; the discrete C_max is
+    capped at log K) and the Gumbel-softmax temperature tau."""
+    capacity_continuous: Tuple[float, float, int, float] = (0.0, 5.0, 25_000, 30.0)
+    capacity_discrete: Tuple[float, float, int, float] = (0.0, 5.0, 25_000, 30.0)
+    gumbel_temperature: float = 0.67
+
+
+@dataclass(frozen=True)
+class FactorFields:
+    """FactorVAE (Kim & Mnih, 2018): gamma = ``tc_weight`` on the discriminator's TC estimate;
+    the discriminator is an MLP of ``discriminator_layers`` linear layers of
+    ``discriminator_hidden`` units with its own Adam."""
+    tc_weight: float = 35.0
+    discriminator_hidden: int = 1000
+    discriminator_layers: int = 6
+    discriminator_learning_rate: float = 1e-4
+    discriminator_adam_betas: Tuple[float, float] = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class TCFields:
+    """beta-TCVAE (Chen et al., 2018): alpha = ``mi_weight``, beta = ``tc_weight``, gamma =
+    ``dim_kl_weight``, the minibatch estimator of q(z) and N = ``dataset_size`` (None: the
+    trainer fills in the training set's size)."""
+    mi_weight: float = 1.0
+    tc_weight: float = 6.0
+    dim_kl_weight: float = 1.0
+    tc_estimator: str = "mws"
+    dataset_size: Optional[int] = None

@@ -12,9 +12,10 @@ Both native steps run where the model is (:mod:`cascadevae.kernels`): on a CUDA 
 likelihood kernel and the exact assignment run on the GPU and u never goes to the host, so the
 step has no host synchronisation (see :mod:`cascadevae.device_step` for a whole training step
 captured as a CUDA graph).
-The appendix's lambda' values are in the official code's unordered-pair convention and must
-be converted exactly once, by ``cascadevae.assignment.lam_from_official``; ModelConfig does
-this in its ``pairwise_lambda`` property, which is the default here.
+The appendix's lambda' values are in the official code's unordered-pair convention and are
+converted exactly once, by the model's config section (``DiscreteStepFields.pairwise_lambda``),
+which is the default here. Which code the decoder gets at an update is
+:meth:`cascadevae.models.VAE.decoder_code`.
 """
 from __future__ import annotations
 
@@ -92,16 +93,17 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
 
 
 def discrete_step(model: VAE, x: torch.Tensor, z: torch.Tensor, lam: Optional[float] = None,
-                  *, method: str = "auto", return_u: bool = False) -> DiscreteStep:
+                  *, method: str = "auto", return_u: bool = False,
+                  loglik_variant: str = "fast") -> DiscreteStep:
     """Optimal codes for a batch: x (B, 1, H, W), z (B, m) the sample the gradient step will
     reuse. lam is lambda' in the ordered-pair convention (None: ``model.config.pairwise_lambda``,
-    already converted from the appendix value); method is passed to
+    converted from the appendix value once, by the config section); method is passed to
     :func:`cascadevae.kernels.assign`, which solves where u is ("auto": the CUDA kernel for a
     CUDA model, the fastest CPU method on the CPU).
     """
     if lam is None:
         lam = model.config.pairwise_lambda
-    u = code_loglik(model, x, z)
+    u = code_loglik(model, x, z, loglik_variant=loglik_variant)
     labels = kernels.assign(u, float(lam), method=method)
     device = next(model.parameters()).device
     labels = labels.to(device)
@@ -114,22 +116,6 @@ def one_hot_codes(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) ->
     with arange(S): no range check of the labels, hence no host sync on CUDA."""
     classes = torch.arange(num_classes, device=labels.device)
     return (labels.unsqueeze(1) == classes).to(dtype)
-
-
-def training_codes(model: VAE, x: torch.Tensor, z: torch.Tensor, discrete_active: bool,
-                   lam: Optional[float] = None, *,
-                   method: str = "auto") -> Optional[torch.Tensor]:
-    """The d the decoder gets in a training step. Models with the alternating step
-    (``model.uses_discrete_step``): the optimal one-hot codes once the discrete warm-up t_d has
-    passed (``discrete_active``), all zeros before it. Models that sample their own code in the
-    forward pass (JointVAE): None, which ``loss_terms`` reads as "use the posterior's code".
-    Models without a discrete code: the empty code (B, 0)."""
-    if model.uses_discrete_step:
-        if discrete_active:
-            return discrete_step(model, x, z, lam, method=method).codes
-    elif model.has_discrete_code:
-        return None
-    return model.zero_code(x.shape[0], like=z)
 
 
 @torch.no_grad()

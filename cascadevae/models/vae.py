@@ -1,7 +1,6 @@
-"""One VAE base class with a per-dim-weighted KL, and the paper's models as small overrides:
-beta-VAE, AnchorVAE, CascadeVAE-C, CascadeVAE-D and CascadeVAE, and the baselines JointVAE,
-FactorVAE and beta-TCVAE (their loss pieces are in :mod:`.baseline_terms`; docs/baselines.md).
-:func:`build_model` is the one place that turns a :class:`ModelConfig` into a model.
+"""The VAE base class of every model: a Gaussian posterior, a Bernoulli decoder, and a KL with
+one weight per latent dim. The paper's models (:mod:`.paper`) and the baselines
+(:mod:`.baselines`) are small overrides; :func:`.registry.build_model` builds any of them.
 
 Loss (to minimise), for a batch of B images of P pixels and per-dim weights beta_j::
 
@@ -14,7 +13,6 @@ official code do); a beta meant for a pixel-averaged reconstruction is P times s
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Type, Union
 
 import numpy as np
@@ -22,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import baseline_terms as bt
-from .config import MODEL_NAMES, ModelConfig
+from .config import IMAGE_SIZES, ModelConfig
 from .networks import Decoder, Encoder
 
 BetasLike = Union[torch.Tensor, np.ndarray, "list[float]"]
@@ -50,16 +47,21 @@ class Posterior(NamedTuple):
 class VAE(nn.Module):
     """Gaussian-posterior, Bernoulli-decoder VAE whose KL has one weight beta_j per latent dim.
 
-    Variants override the class attributes and :meth:`fixed_betas`:
+    A model is a small subclass that declares its traits as class attributes (the registry,
+    :mod:`.registry`, derives every table of models from them):
 
-    * ``uses_cascade_schedule``: the per-dim betas come from the cascade schedule
-      (``cascadevae.schedule``); the training loop passes them to :meth:`loss_terms`.
+    * ``name``, ``label``: the model's config name and its name in reports;
+    * ``Config``: its section of the run's config (a :class:`.config.ModelConfig` subclass made
+      of the field groups it uses; ``Config.schedule_kind`` says where the betas come from);
     * ``has_discrete_code``: the decoder also takes a discrete code d of size S, and
-      :meth:`evaluation_codes` gives each image's code at evaluation.
+      :meth:`evaluation_codes` gives each image's code at evaluation;
     * ``uses_discrete_step``: d comes from the alternating step of
-      :mod:`cascadevae.models.discrete` after the warm-up t_d (CascadeVAE-D, CascadeVAE). A
-      model with a code but without the step encodes and samples its own code
-      (``encodes_code_logits``: the encoder has S more outputs, JointVAE).
+      :mod:`cascadevae.models.discrete` after the warm-up t_d. A model with a code but without
+      the step encodes and samples its own code (``encodes_code_logits``: JointVAE);
+    * ``supports_device_step``: :mod:`cascadevae.device_step` reproduces its update (no extra
+      optimiser, no iteration-dependent term).
+
+    :meth:`decoder_code` is the one answer to "which code does the decoder get at update t".
 
     Hooks for models with more terms: :meth:`extra_loss_terms` adds named terms to the loss
     (the names in ``diagnostic_terms`` are only reported), :meth:`set_iteration` tells the
@@ -69,34 +71,68 @@ class VAE(nn.Module):
     """
 
     name: str = "vae"
-    uses_cascade_schedule: bool = False
+    label: str = "VAE"
+    Config: Type[ModelConfig] = ModelConfig
     has_discrete_code: bool = False
     uses_discrete_step: bool = False
     encodes_code_logits: bool = False
+    supports_device_step: bool = False
     diagnostic_terms: Tuple[str, ...] = ()
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, image_size: int) -> None:
         super().__init__()
-        if self.has_discrete_code and config.num_classes < 2:
-            raise ValueError(f"model {config.model!r} has a discrete code: set num_classes (S) "
-                             f">= 2, got {config.num_classes}")
-        if not self.has_discrete_code and config.num_classes != 0:
-            raise ValueError(f"model {config.model!r} has no discrete code: num_classes (S) "
-                             f"must be 0, got {config.num_classes}")
+        if not isinstance(config, self.Config):
+            raise TypeError(f"model {self.name!r} takes a {self.Config.__qualname__}, got "
+                            f"{type(config).__qualname__}")
+        if image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size = {image_size!r} has no network table; use one of "
+                             f"{IMAGE_SIZES} (resize 28x28 MNIST to 32x32)")
         self.config = config
+        self.image_size = int(image_size)
         self.latent_dim = config.latent_dim
-        self.num_classes = config.num_classes
+        self.num_classes = getattr(config, "num_classes", 0)
         self.std_param = config.std_param
+        self.schedule = config.schedule()
         self.iteration = 0
-        self.encoder = Encoder(config.image_size, config.latent_dim,
-                               config.num_classes if self.encodes_code_logits else 0)
-        self.decoder = Decoder(config.image_size, config.latent_dim, config.num_classes)
+        self.encoder = Encoder(self.image_size, config.latent_dim,
+                               self.num_classes if self.encodes_code_logits else 0)
+        self.decoder = Decoder(self.image_size, config.latent_dim, self.num_classes)
 
-    # ---- the per-variant hook -------------------------------------------------------------
-    def fixed_betas(self) -> Optional[torch.Tensor]:
-        """Per-dim betas (m,) of a model without a schedule; None when they come from the
-        cascade schedule and must be passed to :meth:`loss_terms`."""
-        return None
+    @classmethod
+    def report_label(cls, config: ModelConfig) -> str:
+        """The hyperparameter that distinguishes this model's rows in a report."""
+        return ""
+
+    # ---- which code the decoder gets ------------------------------------------------------
+    def code_active(self, t: Optional[int]) -> bool:
+        """Whether the code carries information at update t: always for a model that samples
+        its own code, from t_d on for the alternating step, never without a code. Before
+        that the decoder only ever sees (and so only ever gets) the all-zero code. t None:
+        a trained model (active whenever there is a code)."""
+        if not self.has_discrete_code:
+            return False
+        return t is None or not self.uses_discrete_step or self.schedule.discrete_on(t)
+
+    def decoder_code(self, x: torch.Tensor, z: torch.Tensor, t: Optional[int], *, train: bool,
+                     method: str = "auto", loglik_variant: str = "fast",
+                     mu: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """The code d (B, S) the decoder gets with z at update t.
+
+        ``train=True`` (a training update, z sampled): the alternating step's optimal codes
+        once the code is active (exact assignment with lambda', ``method`` and
+        ``loglik_variant`` passed on), else zeros; None for a model that samples its own code
+        (``loss_terms`` then uses the posterior's). ``train=False`` (figures, monitor): the
+        one-hot evaluation codes of x (``mu``: its posterior means, if computed) once active,
+        else zeros. A model without a code gets the empty (B, 0) code."""
+        from .discrete import discrete_step  # discrete imports this module
+        if not self.has_discrete_code or not self.code_active(t):
+            return self.zero_code(x.shape[0], like=z)
+        if train:
+            if not self.uses_discrete_step:
+                return None
+            return discrete_step(self, x, z, method=method, loglik_variant=loglik_variant).codes
+        labels = self.evaluation_codes(x, mu=mu)
+        return F.one_hot(labels, self.num_classes).to(z.dtype)
 
     # ---- inference ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor):
@@ -183,12 +219,10 @@ class VAE(nn.Module):
 
     # ---- loss -----------------------------------------------------------------------------
     def resolve_betas(self, betas: Optional[BetasLike], like: torch.Tensor) -> torch.Tensor:
-        """betas as a (m,) tensor on ``like``'s device; None means :meth:`fixed_betas`."""
+        """betas as a (m,) tensor on ``like``'s device; None means the schedule's at the
+        model's current iteration (:meth:`set_iteration`)."""
         if betas is None:
-            betas = self.fixed_betas()
-            if betas is None:
-                raise ValueError(f"model {self.name!r} uses the cascade schedule: pass the "
-                                 "per-dim betas (m,) from cascadevae.schedule to loss_terms")
+            betas = self.schedule.betas(self.iteration)
         betas = torch.as_tensor(betas, dtype=like.dtype, device=like.device)
         if betas.shape != (self.latent_dim,):
             raise ValueError(f"betas has shape {tuple(betas.shape)}; expected (m,) = "
@@ -206,7 +240,7 @@ class VAE(nn.Module):
         """The objective's terms for a batch x (B, 1, H, W).
 
         d: (B, S) one-hot codes from the discrete step, or None / zeros before t_d.
-        betas: per-dim KL weights beta_j (m,), torch or numpy; None uses :meth:`fixed_betas`.
+        betas: per-dim KL weights beta_j (m,), torch or numpy; None uses the schedule's.
         posterior: the :meth:`posterior` already computed for x (pass it when the discrete
         step used its z, so the encoder runs once and both steps share z).
 
@@ -268,203 +302,3 @@ class VAE(nn.Module):
         """Parameters for the main (VAE) optimiser: all except those of :meth:`extra_modules`."""
         extra = {id(p) for m in self.extra_modules().values() for p in m.parameters()}
         return (p for p in self.parameters() if id(p) not in extra)
-
-
-class BetaVAE(VAE):
-    """beta-VAE (Higgins et al., 2017): the same beta on every dim, no schedule."""
-    name = "beta-vae"
-
-    def fixed_betas(self) -> torch.Tensor:
-        return torch.full((self.latent_dim,), self.config.beta)
-
-
-class AnchorVAE(VAE):
-    """AnchorVAE (Gao et al., 2018): beta_l on ``anchor_dims``, beta_h on the rest, fixed."""
-    name = "anchor-vae"
-
-    def fixed_betas(self) -> torch.Tensor:
-        betas = torch.full((self.latent_dim,), self.config.beta_high)
-        betas[list(self.config.anchor_dims)] = self.config.beta_low
-        return betas
-
-
-class CascadeVAEC(VAE):
-    """CascadeVAE-C: information cascading (betas from beta_h to beta_l one dim per r
-    iterations, from the schedule), no discrete code."""
-    name = "cascade-c"
-    uses_cascade_schedule = True
-
-
-class CascadeVAED(VAE):
-    """CascadeVAE-D: discrete code with the alternating step, one fixed beta on every dim."""
-    name = "cascade-d"
-    has_discrete_code = True
-    uses_discrete_step = True
-
-    def fixed_betas(self) -> torch.Tensor:
-        return torch.full((self.latent_dim,), self.config.beta)
-
-
-class CascadeVAE(VAE):
-    """CascadeVAE (Algorithm 1): information cascading and the discrete code."""
-    name = "cascade"
-    uses_cascade_schedule = True
-    has_discrete_code = True
-    uses_discrete_step = True
-
-
-class JointVAE(VAE):
-    """JointVAE (Dupont, 2018): z plus one K-way categorical code c (K = ``num_classes``)
-    encoded by the same network (K more outputs of its last layer) and sampled with a
-    Gumbel-softmax relaxation at ``gumbel_temperature``; the decoder gets concat(z, c). The
-    KL enters only through the capacity terms (the per-dim betas are 0)::
-
-        loss = recon + gamma_z |KL_z - C_z(t)| + gamma_c |KL_c - C_c(t)|
-
-    KL_z = sum_j KL(q(z_j|x) || N(0, 1)), KL_c = KL(q(c|x) || Uniform(K)) (batch means), C(t)
-    linear from C_min to C_max over num_iters updates (:func:`.baseline_terms.linear_capacity`),
-    the discrete C_max capped at log K. At evaluation the code is the argmax of the logits."""
-    name = "joint-vae"
-    has_discrete_code = True
-    encodes_code_logits = True
-    diagnostic_terms = ("kl_continuous", "kl_discrete", "capacity_target_continuous",
-                        "capacity_target_discrete")
-
-    def fixed_betas(self) -> torch.Tensor:
-        return torch.zeros(self.latent_dim)
-
-    def code_logits(self, h: torch.Tensor) -> torch.Tensor:
-        return h[:, 2 * self.latent_dim:]
-
-    def posterior(self, x: torch.Tensor,
-                  generator: Optional[torch.Generator] = None) -> Posterior:
-        h = widen(self.encoder(x))
-        mu, scale = self.gaussian_params(h)
-        z = self.reparameterise(mu, scale, generator)
-        logits = self.code_logits(h)
-        code = bt.gumbel_softmax_sample(logits, self.config.gumbel_temperature, generator)
-        return Posterior(mu, scale, z, logits, code)
-
-    def loss_terms(self, x: torch.Tensor, d: Optional[torch.Tensor] = None,
-                   betas=None, *, posterior: Optional[Posterior] = None):
-        """As :meth:`VAE.loss_terms`; d None (what training passes) means the posterior's own
-        relaxed code."""
-        if posterior is None:
-            posterior = self.posterior(x)
-        return super().loss_terms(x, posterior.code if d is None else d, betas,
-                                  posterior=posterior)
-
-    def capacity_targets(self, t: int) -> Tuple[float, float]:
-        """(C_z(t), C_c(t)) in nats at update t; C_c's C_max capped at log K."""
-        c_min, c_max, n, _ = self.config.capacity_continuous
-        d_min, d_max, d_n, _ = self.config.capacity_discrete
-        d_max = min(d_max, math.log(self.num_classes))
-        return (bt.linear_capacity(t, c_min, c_max, n),
-                bt.linear_capacity(t, min(d_min, d_max), d_max, d_n))
-
-    def extra_loss_terms(self, x, posterior, d, logits):
-        kl_z = self.kl_per_item_dim(posterior.mu, posterior.scale).mean(dim=0).sum()
-        kl_c = bt.categorical_kl_uniform(posterior.code_logits).mean()
-        c_z, c_c = self.capacity_targets(self.iteration)
-        gamma_z, gamma_c = self.config.capacity_continuous[3], self.config.capacity_discrete[3]
-        target = lambda c: torch.tensor(c, dtype=kl_z.dtype, device=kl_z.device)  # noqa: E731
-        return {"capacity_continuous": gamma_z * (kl_z - c_z).abs(),
-                "capacity_discrete": gamma_c * (kl_c - c_c).abs(),
-                "kl_continuous": kl_z.detach(), "kl_discrete": kl_c.detach(),
-                "capacity_target_continuous": target(c_z),
-                "capacity_target_discrete": target(c_c)}
-
-    @torch.no_grad()
-    def evaluation_codes(self, x: torch.Tensor,
-                         mu: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The argmax of the categorical logits (B,) (not CascadeVAE's likelihood argmax);
-        ``mu`` is not needed."""
-        return self.code_logits(widen(self.encoder(x))).argmax(dim=1)
-
-
-class FactorVAE(BetaVAE):
-    """FactorVAE (Kim & Mnih, 2018): the VAE loss (beta = 1 in the presets) plus gamma times
-    the density-ratio estimate of TC(z) from a discriminator D on z::
-
-        loss = recon + beta KL + gamma * mean_i [D_0(z_i) - D_1(z_i)]      (gamma = tc_weight)
-
-    D (2 logits: 0 = from q(z), 1 = dimension-wise permuted) is trained by its own Adam in
-    :meth:`extra_update`, after the VAE step of the same update, on the VAE batch's z (detached)
-    and the permuted z of a second batch (Kim & Mnih's Algorithm 1). The VAE loss runs D as a
-    constant: its backward reaches z through D but computes no gradient for D's weights."""
-    name = "factor-vae"
-    diagnostic_terms = ("tc_estimate",)
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
-        self.discriminator = bt.Discriminator(config.latent_dim, config.discriminator_hidden,
-                                              config.discriminator_layers)
-
-    def extra_modules(self) -> Dict[str, nn.Module]:
-        return {"discriminator": self.discriminator}
-
-    def extra_optimizer_specs(self) -> Dict[str, Dict[str, Any]]:
-        return {"discriminator": {"lr": self.config.discriminator_learning_rate,
-                                  "betas": self.config.discriminator_adam_betas}}
-
-    def extra_loss_terms(self, x, posterior, d, logits):
-        with bt.frozen(self.discriminator):
-            d_z = widen(self.discriminator(posterior.z))
-        tc = (d_z[:, 0] - d_z[:, 1]).mean()
-        return {"tc_penalty": self.config.tc_weight * tc, "tc_estimate": tc.detach()}
-
-    def extra_update(self, posterior, optimizers, draw_batch, generator=None):
-        z = posterior.z.detach()
-        with torch.no_grad():
-            z_perm = bt.permute_dims(self.posterior(draw_batch(), generator).z, generator)
-        d_z, d_perm = widen(self.discriminator(z)), widen(self.discriminator(z_perm))
-        joint = torch.zeros(z.shape[0], dtype=torch.int64, device=z.device)
-        loss = 0.5 * (F.cross_entropy(d_z, joint) + F.cross_entropy(d_perm, 1 - joint))
-        optimizer = optimizers["discriminator"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        accuracy = 0.5 * ((d_z.argmax(1) == 0).float().mean()
-                          + (d_perm.argmax(1) == 1).float().mean())
-        return {"discriminator_loss": float(loss.detach()),
-                "discriminator_accuracy": float(accuracy)}
-
-
-class BetaTCVAE(VAE):
-    """beta-TCVAE (Chen et al., 2018): the KL split into index-code MI, total correlation and
-    dimension-wise KL, each estimated on the minibatch (:func:`.baseline_terms
-    .kl_decomposition`, estimator ``tc_estimator``, dataset size N = ``dataset_size``)::
-
-        loss = recon + alpha MI + beta TC + gamma dimKL   (mi_weight, tc_weight, dim_kl_weight)
-
-    The analytic KL is not in the loss (the per-dim betas are 0); ``kl_per_dim`` still reports
-    it."""
-    name = "beta-tcvae"
-    diagnostic_terms = ("mi_estimate", "tc_estimate", "dim_kl_estimate")
-
-    def fixed_betas(self) -> torch.Tensor:
-        return torch.zeros(self.latent_dim)
-
-    def extra_loss_terms(self, x, posterior, d, logits):
-        cfg = self.config
-        parts = bt.kl_decomposition(posterior.z, posterior.mu,
-                                    self.posterior_log_std(posterior.scale),
-                                    cfg.dataset_size, cfg.tc_estimator)
-        return {"mi_penalty": cfg.mi_weight * parts.mi, "tc_penalty": cfg.tc_weight * parts.tc,
-                "dim_kl_penalty": cfg.dim_kl_weight * parts.dim_kl,
-                "mi_estimate": parts.mi.detach(), "tc_estimate": parts.tc.detach(),
-                "dim_kl_estimate": parts.dim_kl.detach()}
-
-
-MODELS: Dict[str, Type[VAE]] = {cls.name: cls for cls in
-                                (BetaVAE, AnchorVAE, CascadeVAEC, CascadeVAED, CascadeVAE,
-                                 JointVAE, FactorVAE, BetaTCVAE)}
-assert tuple(MODELS) == MODEL_NAMES
-
-
-def build_model(config: ModelConfig) -> VAE:
-    """The model named by ``config.model``, built from ``config``."""
-    if not isinstance(config, ModelConfig):
-        raise TypeError(f"build_model takes a ModelConfig, got {type(config).__name__}; "
-                        "use ModelConfig.from_dict for a dict")
-    return MODELS[config.model](config)

@@ -1,0 +1,275 @@
+"""The training command line, ``python -m cascadevae.train``: it parses arguments, resolves the
+config (preset, ``--dataset``, ``--model``, ``--set``, ``--iters``) and hands the run to
+:class:`.session.Session`. It holds no training logic."""
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as _dt
+import os
+import shlex
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from .. import acceleration
+from .. import data as data_mod
+from ..config import TrainConfig
+from ..presets import get_preset, preset_names
+from ..run_dir import RunDir
+from .session import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, DEFAULT_MI_IMAGES, EXIT_USAGE,
+                      RunOptions, Session, default_mi_every)
+from .step import device_step_models
+from .callbacks import say
+
+__all__ = ["main", "build_parser", "resolve_config", "parse_value", "parse_overrides",
+           "default_mi_every"]
+
+DESCRIPTION = "Train a model of the paper: python -m cascadevae.train --preset dsprites."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cascadevae.train", description=DESCRIPTION)
+    p.add_argument("--preset", default="dsprites", choices=preset_names(),
+                   help="training configuration (default: dsprites)")
+    p.add_argument("--dataset", choices=sorted(data_mod.FAMILIES),
+                   help="override the preset's dataset (image size follows: 64 for dsprites "
+                        "and chairs, 32 for the MNISTs)")
+    p.add_argument("--model", help="override the preset's model (fields it shares with the "
+                   "preset's model carry over, the rest take its defaults)")
+    p.add_argument("--seed", type=int, help="override the config seed")
+    p.add_argument("--iters", type=int, help="number of updates; smaller than the preset's "
+                   "budget scales r and t_d proportionally (TrainConfig.scaled)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
+    p.add_argument("--precision", choices=acceleration.PRECISIONS,
+                   help="network arithmetic: bf16 runs them under bfloat16 autocast (float32 "
+                        "weights, Adam, losses); auto (default) picks bf16 where the device "
+                        "does bfloat16 natively (CPU with AMX, CUDA >= 8.0), else fp32")
+    p.add_argument("--compile", dest="compile", action="store_const", const=True,
+                   help="compile the networks with torch.compile (default: auto, on only where "
+                        "it was measured to pay; see docs/performance.md)")
+    p.add_argument("--no-compile", dest="compile", action="store_const", const=False,
+                   help="never compile")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: OMP_NUM_THREADS, else the free cores: the cores "
+                        "minus the machine's load, at least 1)")
+    data_mod.add_data_dir_argument(p)
+    p.add_argument("--lazy-data", action="store_true",
+                   help="procedural dSprites: render each batch instead of the whole grid")
+    p.add_argument("--out", help="run directory (default runs/<preset>-<dataset>-<timestamp>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, of the run or of the model (repeatable), "
+                        "e.g. --set batch_size=8 --set latent_dim=4")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help=f"append to metrics.jsonl every N updates (default {DEFAULT_LOG_EVERY}; a "
+                        "resumed run keeps its own)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help=f"write checkpoint.pt every N updates (default {DEFAULT_CHECKPOINT_EVERY}; "
+                        "a resumed run keeps its own)")
+    p.add_argument("--stop-at", type=int, metavar="T",
+                   help="stop (with a checkpoint, resumable) once T updates are done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true",
+                   help="do not write figures into RUN_DIR/figures/ at each checkpoint")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="also keep every checkpoint's weights in RUN_DIR/checkpoints/ (for "
+                        "python -m cascadevae.evaluate --all-checkpoints)")
+    p.add_argument("--mi-every", type=int, metavar="N",
+                   help="log I(x; z_j) on a fixed image set every N updates (default: about 25 "
+                        "times per run, a multiple of --log-every; 0 turns it off)")
+    p.add_argument("--mi-images", type=int, default=DEFAULT_MI_IMAGES, metavar="N",
+                   help=f"images for the I(x; z_j) monitor (default {DEFAULT_MI_IMAGES})")
+    p.add_argument("--device-step", choices=("eager", "graphs"),
+                   help="run each update with cascadevae.device_step (no host sync inside an "
+                        "update; values read every --log-every updates); 'graphs' replays it as "
+                        "CUDA graphs (CUDA only). Models: " + ", ".join(device_step_models()))
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log the metrics and figures for TensorBoard into "
+                        "RUN_DIR/tensorboard (pip install 'cascadevae[tensorboard]')")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the evaluation at the end (eval.json, summary.json's metrics)")
+    p.add_argument("--eval-max-images", type=int, default=10000, metavar="N",
+                   help="evaluation images at the end (default 10000; see cascadevae.evaluate)")
+    p.add_argument("--eval-votes", type=int, default=800, metavar="M",
+                   help="disentanglement score votes at the end (dSprites; default 800)")
+    return p
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a Python literal (numbers, tuples, lists, None, True/False), else the
+    string itself; 'null'/'true'/'false' are accepted too."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def resolve_config(args: argparse.Namespace) -> tuple:
+    """(TrainConfig, dataset name for :func:`cascadevae.data.load`, notes to print)."""
+    notes: List[str] = []
+    cfg = get_preset(args.preset)
+    data_name = cfg.dataset
+    over: Dict[str, Any] = {}
+    if args.dataset:
+        data_name = args.dataset
+        over["dataset"] = data_mod.family(args.dataset)
+    if args.model:
+        over["model"] = args.model
+    if args.seed is not None:
+        over["seed"] = args.seed
+    over.update(parse_overrides(args.overrides))
+    if over:
+        cfg = cfg.replace(**over)
+    if args.precision is not None:
+        cfg = cfg.replace(precision=args.precision)
+    if args.compile is not None:
+        cfg = cfg.replace(compile=args.compile)
+    if args.iters is not None:
+        if args.iters < cfg.iterations:
+            cfg = cfg.scaled(args.iters)
+            m = cfg.model
+            notes.append(f"scaled schedule: iterations {args.iters}, r "
+                         f"{getattr(m, 'relieve_every', None)}, t_d "
+                         f"{m.discrete_warmup_or_none} (x{cfg.budget_scale:.4g} of the paper's "
+                         "budget; not the paper's schedule)")
+        elif args.iters > cfg.iterations:
+            cfg = cfg.replace(iterations=args.iters)
+            notes.append(f"iterations raised to {args.iters}; schedule (r, t_d) unchanged")
+    return cfg, data_name, notes
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_dataset(data_name: str, data_dir: Optional[str], lazy: bool):
+    options = {"lazy": True} if lazy and data_name == "dsprites" else {}
+    return data_mod.load(data_name, data_dir=data_dir, **options)
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(log_every=args.log_every or DEFAULT_LOG_EVERY,
+                      checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+                      mi_every=args.mi_every, mi_images=args.mi_images,
+                      keep_checkpoints=bool(args.keep_checkpoints), figures=not args.no_figures,
+                      progress=not args.no_progress, evaluate=not args.no_eval,
+                      eval_max_images=args.eval_max_images, eval_votes=args.eval_votes,
+                      device_step=args.device_step, tensorboard=args.tensorboard,
+                      stop_at=args.stop_at)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag in ("log_every", "checkpoint_every", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    device = resolve_device(args.device)
+
+    if args.resume:
+        run = RunDir(args.resume)
+        for flag in ("dataset", "model", "seed", "iters", "out"):
+            if getattr(args, flag) is not None:
+                parser.error(f"--{flag} cannot change a resumed run (its config is in "
+                             f"{args.resume}/config.json)")
+        if args.overrides:
+            parser.error("--set cannot change a resumed run")
+        cfg = TrainConfig.load(run.path)
+        # precision and compilation change the bits: a resumed run keeps what it used
+        if args.precision is not None and (acceleration.resolve_precision(args.precision, device)
+                                           != cfg.precision):
+            parser.error(f"--precision {args.precision} differs from the run's precision "
+                         f"{cfg.precision!r} (config.json); a resumed run keeps its precision")
+        if args.compile is not None and bool(args.compile) != bool(cfg.compile):
+            parser.error(f"--{'' if args.compile else 'no-'}compile differs from the run's "
+                         f"compile={cfg.compile} (config.json); a resumed run keeps it")
+        info = run.read_json("run.json")
+        if args.threads is None and info.get("threads"):
+            args.threads = int(info["threads"])
+        data_name, image_size = info["dataset"], int(info["image_size"])
+        data_dir = args.data_dir if args.data_dir is not None else info.get("data_dir")
+        lazy = bool(info.get("lazy_data", False)) or args.lazy_data
+        # a resumed run logs and checkpoints as it was started, unless told otherwise
+        for flag in ("log_every", "checkpoint_every", "mi_every"):
+            if getattr(args, flag) is None:
+                setattr(args, flag, info.get(flag))
+        if "mi_images" in info:
+            args.mi_images = info["mi_images"]
+        args.keep_checkpoints = args.keep_checkpoints or bool(info.get("keep_checkpoints"))
+        notes: List[str] = []
+    else:
+        try:
+            cfg, data_name, notes = resolve_config(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+        image_size = data_mod.image_size(cfg.dataset)
+        data_dir, lazy = args.data_dir, args.lazy_data
+        out = args.out or os.path.join(
+            "runs", f"{args.preset}-{data_name}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+        if RunDir(out, create=True).has_checkpoint():
+            parser.error(f"{out} already holds a run; use --resume {out} or another --out")
+
+    options = _options(args)
+    if options.mi_every is not None and options.mi_every < 0 or options.mi_images < 2:
+        parser.error(f"--mi-every must be >= 0 (got {options.mi_every}) and --mi-images >= 2 "
+                     f"(got {options.mi_images})")
+    model_cls = cfg.model_class()
+    if args.device_step and not model_cls.supports_device_step:
+        parser.error(f"--device-step supports the models {device_step_models()}, not "
+                     f"{cfg.model_name!r}")
+    if args.device_step == "graphs" and device.type != "cuda":
+        parser.error(f"--device-step graphs needs a CUDA device, got {device}")
+    for note in notes:
+        say(note)
+    threads = args.threads or acceleration.default_threads()
+    torch.set_num_threads(threads)
+    dataset = load_dataset(data_name, data_dir, lazy)
+    say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
+        f"{dataset.source}")
+    if tuple(dataset.image_shape[-2:]) != (image_size, image_size):
+        say(f"error: dataset images are {dataset.image_shape}, the model expects "
+            f"{image_size}x{image_size}")
+        return EXIT_USAGE
+    if cfg.resolved(device).compile:
+        reason = acceleration.compiler_available()
+        if reason:
+            say(f"warning: torch.compile is unavailable here ({reason}); training without "
+                "compilation (--no-compile silences this)")
+            cfg = cfg.replace(compile=False)
+
+    if args.resume:
+        session = Session.resumed(run, cfg, dataset, data_name=data_name, image_size=image_size,
+                                  device=device, options=options)
+    else:
+        session = Session.new(cfg, dataset, data_name=data_name, image_size=image_size, out=out,
+                              device=device, options=options, threads=threads,
+                              data_dir=data_dir, lazy=lazy, preset=args.preset,
+                              command="python -m cascadevae.train " + shlex.join(argv))
+    trainer = session.trainer
+    say(f"run directory: {session.run.path}  device: {device}  model: {cfg.model_name}  "
+        f"iterations: {cfg.iterations}")
+    say(f"precision {trainer.cfg.precision}, compile {'on' if trainer.cfg.compile else 'off'}, "
+        f"{threads} thread{'s' if threads > 1 else ''}"
+        + ("" if args.resume else f" (requested precision {cfg.precision}, compile "
+           f"{cfg.compile}; see docs/performance.md)"))
+    return session.train()
