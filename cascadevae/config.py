@@ -26,8 +26,9 @@ from .models import ModelConfig, config_from_dict, model_class
 from .schedule import Schedule
 
 #: the dataset families a config names; images are 64x64 for dsprites and chairs, 32x32 for the
-#: MNISTs (cascadevae.data.registry says which loader names belong to which)
-DATASETS = ("dsprites", "mnist", "fashion-mnist", "chairs")
+#: MNISTs (cascadevae.data.registry says which loader names belong to which); "custom" is a
+#: user's own images given to :func:`cascadevae.fit`
+DATASETS = ("dsprites", "mnist", "fashion-mnist", "chairs", "custom")
 
 
 @dataclass(frozen=True)

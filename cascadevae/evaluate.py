@@ -35,6 +35,9 @@ Figures (RUN_DIR/figures/, unless ``--no-figures``): ``eval_traversal.png`` (row
 evaluated I(x; z_j), highest first), ``eval_recon.png``, ``eval_discrete.png`` and, when the
 run logged the information monitor, ``information.png`` (I(x; z_j) over iterations, relief
 points marked).
+
+(About 450 lines: one evaluation pass, the checkpoint selections built on it and their command
+line; the metrics themselves live in :mod:`cascadevae.metrics`.)
 """
 from __future__ import annotations
 

@@ -230,3 +230,22 @@ def test_device_step_refusals(tmp_path, capsys):
         _run(tmp_path / "j", "--preset", "joint-vae-mnist", "--iters", "2",
              "--device-step", "eager")
     assert "--device-step supports" in capsys.readouterr().err
+
+
+def test_tensorboard_logs_the_metrics_log_scalars_and_the_figures(tmp_path):
+    """--tensorboard is one more callback on the one logging path: the same scalars as
+    metrics.jsonl, and the figures at each checkpoint."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = tmp_path / "run"
+    assert train.main(["--preset", "mnist", "--dataset", "mnist5k", "--set", "batch_size=8",
+                       "--iters", "6", "--log-every", "2", "--checkpoint-every", "3",
+                       "--mi-every", "0", "--no-eval", "--no-progress", "--device", "cpu",
+                       "--out", str(out), "--tensorboard"]) == 0
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    recs = _metrics(out)
+    losses = [(e.step, e.value) for e in acc.Scalars("train/loss")]
+    assert losses == [(r["t"] + 1, pytest.approx(r["loss"], rel=1e-6)) for r in recs]
+    assert "kl_per_dim/z0" in acc.Tags()["scalars"]
+    assert {"figures/recon", "figures/traversal"} <= set(acc.Tags()["images"])

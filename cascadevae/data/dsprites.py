@@ -4,6 +4,9 @@ bit-packed in memory, and the loader for the real ``.npz`` file.
 Five factors, in the file's storage order: shape (square, ellipse, heart), scale (6),
 orientation (40), posX (32), posY (32). The file's sixth latent, color, has one value and is
 dropped, which leaves the index of every image unchanged.
+
+(About 460 lines: the real file's streaming reader and its validation against the factor grid
+are kept beside the grid they fill, since each check reads the grid's layout.)
 """
 from __future__ import annotations
 
