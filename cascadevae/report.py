@@ -25,7 +25,9 @@ parent directory):
   several such datasets, one ``tc_vs_score_<dataset>.png`` each.
 
 For ``best-by-label`` the names get a ``_best_by_label`` suffix (``report_best_by_label.md``, ...)
-so that the two selections' reports of the same runs can sit side by side.
+so that the two selections' reports of the same runs can sit side by side. ``--selection both``
+writes the results tables of :mod:`cascadevae.report_both`: both selections, the paper's numbers
+and a k-means row, side by side.
 """
 from __future__ import annotations
 
@@ -486,9 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="run directories, or directories of run directories")
-    p.add_argument("--selection", choices=sorted(SELECTIONS), default="final",
-                   help="which evaluation to report: final (eval.json, the default) or "
-                        "best-by-label (eval_best_by_label.json)")
+    p.add_argument("--selection", choices=sorted(SELECTIONS) + ["both"], default="final",
+                   help="which evaluation to report: final (eval.json, the default), "
+                        "best-by-label (eval_best_by_label.json), or both side by side with the "
+                        "paper's numbers and a k-means row (report_both.md; cascadevae.report_both)")
+    p.add_argument("--no-kmeans", action="store_true",
+                   help="with --selection both: no k-means baseline row")
     p.add_argument("--out", metavar="DIR", help="output directory (default: the first RUN_DIR "
                    "if it is a directory of runs, else its parent)")
     p.add_argument("--title", help="heading of the report and its figure")
@@ -501,6 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.selection == "both":
+            from .report_both import write_both
+            _, text, files = write_both(args.run_dirs, args.title, not args.no_kmeans, args.out)
+            print(text, end="")
+            print("\nwrote " + ", ".join(str(f) for f in files))
+            return 0
         report, text, files = report_runs(args.run_dirs, args.selection, args.out, args.title,
                                           args.strict, figure=not args.no_figure)
     except ReportError as exc:

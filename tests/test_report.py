@@ -3,6 +3,7 @@ out; one tiny trained and evaluated run end to end."""
 import json
 import math
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -240,3 +241,44 @@ def test_beta_column_of_the_baselines():
     assert beta_label(get_preset("beta-tcvae")).startswith("beta=")
     assert beta_label(get_preset("dsprites")) == "beta_l=1"
     assert MODEL_NAMES["joint-vae"] == "JointVAE" and MODEL_NAMES["factor-vae"] == "FactorVAE"
+
+
+def test_both_selections_side_by_side_with_the_paper(tmp_path):
+    """--selection both: final and best-by-label per group, the paper's row beside it."""
+    from cascadevae.report_both import build_both, render_both
+    root = tmp_path / "runs"
+    for seed, (final, best) in enumerate([(80.0, 90.0), (70.0, 95.0)]):
+        make_run(root, f"c{seed}", seed=seed, disentanglement_score=final,
+                 accuracy_unsupervised=60.0)
+        ev = json.loads((root / f"c{seed}" / "eval.json").read_text())
+        ev.update(selection="best checkpoint by label", disentanglement_score=best)
+        (root / f"c{seed}" / "eval_best_by_label.json").write_text(json.dumps(ev))
+    make_run(root, "b0", preset="beta-vae", disentanglement_score=50.0)   # no best-by-label
+    rep = build_both([root], kmeans=False)
+    score = [t for t in rep["tables"] if t["metric"] == "disentanglement_score"][0]
+    rows = {r["model"]: r for r in score["rows"]}
+    c = rows["CascadeVAE"]
+    assert c["final"]["mean"] == pytest.approx(75.0) and c["final"]["best"] == 80.0
+    assert c["best_by_label"]["mean"] == pytest.approx(92.5) and c["best_by_label"]["best"] == 95.0
+    assert c["paper"] == {"mean": 90.49, "std": 5.28, "best": 99.5, "table": "Table 1"}
+    assert rows["beta-VAE"]["best_by_label"] is None
+    assert rows["beta-VAE"]["paper"]["mean"] == 74.41          # Table 1, beta = 4, m = 10
+    text = render_both(rep)
+    assert "| CascadeVAE | beta_l=1 | 6 | 3 |" in text and "90.49 (5.28)" in text
+    assert "best by label mean (std)" in text
+    acc = [t for t in rep["tables"] if t["metric"] == "accuracy_unsupervised"][0]
+    assert [r["model"] for r in acc["rows"]] == ["CascadeVAE"]
+    assert acc["rows"][0]["paper"]["mean"] == 78.84 and acc["kmeans"] is None
+
+
+def test_kmeans_baseline_on_separable_pixels():
+    from cascadevae.metrics import kmeans_accuracy
+    rng = np.random.default_rng(0)
+    centers = rng.random((3, 64)) * 4
+    labels = rng.integers(0, 3, size=300)
+    images = centers[labels] + 0.05 * rng.standard_normal((300, 64))
+    res = kmeans_accuracy(images[:200], images[200:], labels[200:], 3, seeds=(0, 1), n_init=3)
+    assert res["kmeans_accuracy"] == [100.0, 100.0] and res["kmeans_num_test"] == 100
+    noise = rng.random((300, 64))
+    chance = kmeans_accuracy(noise[:200], noise[200:], labels[200:], 3, seeds=(0,), n_init=2)
+    assert chance["kmeans_mean"] < 60.0 and chance["kmeans_std"] is None
