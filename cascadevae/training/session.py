@@ -6,6 +6,7 @@ and writes summary.json. The run directory layout is in :mod:`cascadevae.run_dir
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -14,7 +15,7 @@ import torch
 
 from .. import acceleration
 from ..config import TrainConfig
-from ..run_dir import RunDir
+from ..run_dir import RunDir, RunDirError
 from . import callbacks as cb
 from .loop import Loop
 from .step import DeviceUpdate, EagerStep
@@ -66,8 +67,14 @@ class Session:
     @classmethod
     def new(cls, cfg: TrainConfig, dataset, *, data_name: str, image_size: int,
             out: os.PathLike, device: torch.device, options: RunOptions, threads: int,
-            data_dir=None, lazy: bool = False, preset: str = "", command: str = "") -> "Session":
+            data_dir=None, lazy: bool = False, preset: str = "", command: str = "",
+            data_options: Optional[Dict[str, Any]] = None) -> "Session":
         run = RunDir(out, create=True)
+        present = run.run_files()
+        if present:
+            raise RunDirError(f"{run.path} already holds a run ({', '.join(present)}); resume it "
+                              f"with --resume {run.path}, or choose another --out")
+        run.remove_stale_temp()
         if options.mi_every is None:
             options.mi_every = default_mi_every(cfg.iterations, options.log_every)
         trainer = Trainer(cfg, dataset, image_size, device)
@@ -75,6 +82,7 @@ class Session:
         run.write_json("run.json", {
             "dataset": data_name, "dataset_source": dataset.source, "image_size": image_size,
             "data_dir": None if data_dir is None else os.fspath(data_dir),
+            "data_options": dict(data_options or {}),
             "lazy_data": bool(lazy), "device": str(device), "log_every": options.log_every,
             "checkpoint_every": options.checkpoint_every, "preset": preset,
             "mi_every": options.mi_every, "mi_images": options.mi_images,
@@ -88,6 +96,7 @@ class Session:
     def resumed(cls, run: RunDir, cfg: TrainConfig, dataset, *, data_name: str,
                 image_size: int, device: torch.device, options: RunOptions) -> "Session":
         trainer = Trainer(cfg, dataset, image_size, device)
+        run.remove_stale_temp()
         if run.has_checkpoint():
             trainer.load_state(run.load_checkpoint(map_location=device))
             run.truncate_metrics(trainer.t)
@@ -143,6 +152,8 @@ class Session:
             code = EXIT_INTERRUPTED
             if message.startswith("interrupted after"):
                 message += f", resume with: python -m cascadevae.train --resume {run.path}"
+            if loop.signal_name in ("SIGTERM", "SIGHUP"):
+                code = 128 + int(getattr(signal, loop.signal_name))  # the shell's convention
             cb.say(message)
         elif trainer.t < cfg.iterations:
             status = "stopped"

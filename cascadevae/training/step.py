@@ -91,6 +91,20 @@ class EagerStep:
     def read(self, trainer) -> Dict[str, Any]:
         raise RuntimeError("the eager step returns every record from update()")
 
+    @staticmethod
+    def _codes(model, x, z, t):
+        """The decoder's code for update t; non-finite values reaching the discrete step
+        (from diverged parameters) stop the run the documented way, not in a kernel error."""
+        if model.uses_discrete_step and model.code_active(t) and not bool(torch.isfinite(z).all()):
+            raise NonFiniteLoss(t, "z (the discrete step's input)", float("nan"))
+        try:
+            return model.decoder_code(x, z, t, train=True)
+        except ValueError:
+            if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise
+            raise NonFiniteLoss(t, "discrete-step scores u (non-finite parameters)",
+                                float("nan")) from None
+
     def _update(self, trainer) -> Dict[str, Any]:
         t, cfg, model, sched = trainer.t, trainer.cfg, trainer.model, trainer.schedule
         trainer.begin_update()
@@ -103,7 +117,7 @@ class EagerStep:
         betas = sched.betas(t)
         with self._networks(trainer):
             post = model.posterior(x, generator=trainer.z_gen)
-            d = model.decoder_code(x, post.z, t, train=True)
+            d = self._codes(model, x, post.z, t)
             terms = model.loss_terms(x, d, betas, posterior=post)
         for name in ("recon", "kl", "loss"):
             value = float(terms[name].detach())
