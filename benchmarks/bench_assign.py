@@ -2,7 +2,7 @@
 """Benchmark of the exact CascadeVAE assignment: cascadevae_ext.assign against generic
 min-cost-flow solvers, side by side in one run.
 
-Families (both float32, as the scores come out of a float32 model):
+Families (both float32, as the scores come out of a float32 model; _common.assign_problem):
   A  u uniform [0, 1),            lam = S / (2n)   (strong penalty)
   B  u = -(100 + 10 N(0, 1)),     lam = 2^-11      (weak penalty, CascadeVAE-like)
 
@@ -29,25 +29,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import math
-import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import ASSIGN_FAMILIES, REPO, assign_objective, assign_problem, machine_info
 import cascadevae_ext as ce
-from _common import cpu_model
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = "64x3,64x10,1024x10,4096x100,65536x10,65536x100,65536x1000"
 QUICK_SIZES = "64x3,64x10,1024x10"
 ALL_METHODS = ("auto", "ssp", "warm", "lemon", "ortools")
@@ -56,27 +50,6 @@ EXACT = ("auto", "ssp", "warm", "lemon")  # solve the float problem itself
 COST_SCALE = 2**20  # OR-Tools: integer costs in units of 2^-20
 WRONG_GAP = 1e-9  # an exact method whose objective falls further behind is flagged
 BYTES_PER_ARC = {"lemon": 120, "ortools": 120}  # rough peak memory per arc of the flow graph
-
-
-# ---- problems ----------------------------------------------------------------------------------
-
-def make_problem(family: str, n: int, S: int, seed: int):
-    rng = np.random.default_rng([seed, n, S, ord(family)])
-    if family == "A":
-        return rng.random((n, S), dtype=np.float32), S / (2.0 * n)
-    if family == "B":
-        u = rng.standard_normal((n, S), dtype=np.float32)
-        u *= -10
-        u -= 100
-        return u, 2.0**-11
-    raise ValueError(f"unknown family {family!r} (expected A or B)")
-
-
-def objective(u: np.ndarray, lam: float, labels: np.ndarray) -> float:
-    n, S = u.shape
-    gain = float(np.sum(u[np.arange(n), labels], dtype=np.float64))
-    c = np.bincount(labels, minlength=S).astype(np.float64)
-    return gain - lam * float(np.sum(c * (c - 1)))
 
 
 # ---- timing ------------------------------------------------------------------------------------
@@ -207,43 +180,6 @@ def fmt_speedup(base, ours):
     return f"{base / ours:.1f}x"
 
 
-def machine_info(args):
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "ortools": None,
-        "cascadevae_ext": getattr(ce, "__file__", None),
-        "build_info": {k: v for k, v in ce.build_info().items()},
-        "git_commit": None,
-        "git_dirty": None,
-        "command": shlex.join([Path(sys.executable).name] + sys.argv),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        from importlib.metadata import version
-
-        info["ortools"] = version("ortools")
-    except Exception:
-        pass
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        info["git_dirty"] = bool(
-            subprocess.run(
-                ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=10, check=True,
-            ).stdout.strip()
-        )
-    except Exception:
-        pass
-    return info
-
-
 # ---- main ------------------------------------------------------------------------------------
 
 def parse_sizes(text):
@@ -273,7 +209,7 @@ def parse_list(allowed):
 
 
 def run_case(family, n, S, args, methods, prev, mcf, mcf_reason):
-    u, lam = make_problem(family, n, S, args.seed)
+    u, lam = assign_problem(family, n, S, args.seed)
     budget = args.max_seconds if args.max_seconds > 0 else math.inf
     results, labels = {}, {}
     for m in methods:
@@ -315,7 +251,7 @@ def run_case(family, n, S, args, methods, prev, mcf, mcf_reason):
     # labelling beats the optimum, so the best is a lower bound on it: an exact method's gap
     # must be ~0 (OR-Tools' may be positive, from the rounding of its costs).
     for m, d in labels.items():
-        results[m]["objective"] = objective(u, lam, d)
+        results[m]["objective"] = assign_objective(u, lam, d)
     best = max((results[m]["objective"] for m in labels), default=None)
     gaps = {}
     for m in labels:
@@ -399,7 +335,8 @@ def print_table(cases, methods):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=parse_sizes, default=None, help=f"comma-separated NxS (default {DEFAULT_SIZES})")
-    p.add_argument("--families", type=parse_list(("A", "B")), default=["A", "B"], help="A,B (default both)")
+    p.add_argument("--families", type=parse_list(tuple(ASSIGN_FAMILIES)), default=list(ASSIGN_FAMILIES),
+                   help="A,B (default both)")
     p.add_argument("--methods", type=parse_list(ALL_METHODS), default=list(ALL_METHODS),
                    help=f"comma-separated subset of {','.join(ALL_METHODS)} (default all)")
     p.add_argument("--repeat", type=int, default=None, help="timed repeats per method and case; median reported (default 5, quick 3)")
@@ -428,7 +365,10 @@ def main(argv=None):
 
     methods = [m for m in ALL_METHODS if m in args.methods]
     mcf, mcf_reason = ortools_module() if "ortools" in methods else (None, None)
-    info = machine_info(args)
+    # "cores", "cores_usable", "cascadevae_ext", "build_info": this script's keys before _common
+    info = machine_info("ext", "git", "ortools", "invocation",
+                        keys={"cores": "logical_cpus", "cores_usable": "usable_cores",
+                              "cascadevae_ext": "ext_file", "build_info": "ext_build"})
     print(f"# cascadevae_ext.assign benchmark\n\n{info['cpu']}, {info['cores']} cores, Python {info['python']}, "
           f"numpy {info['numpy']}, OR-Tools {info['ortools'] or 'not installed'}, commit {(info['git_commit'] or '?')[:12]}"
           f"{' (dirty)' if info['git_dirty'] else ''}\n", flush=True)

@@ -29,7 +29,6 @@ import datetime
 import gzip
 import json
 import os
-import platform
 import shlex
 import statistics
 import struct
@@ -40,32 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
-
-from cascadevae import data  # noqa: E402
-from cascadevae.data import dsprites_render  # noqa: E402
+from _common import REPO, machine_info  # first: puts the checkout on sys.path (runs uninstalled)
+from cascadevae import data
+from cascadevae.data import dsprites_render
 
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "data.json"
 BATCH = 64
-
-
-from _common import cpu_model  # noqa: E402
-
-
-def machine_info() -> dict:
-    import torch
-
-    return {
-        "cpu_model": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
+#: this script's machine keys before _common.machine_info
+MACHINE_KEYS = {"cpu_model": "cpu", "logical_cores": "logical_cpus"}
 
 
 def batch_rate(ds, batches: int, seed: int = 0) -> dict:
@@ -270,7 +251,7 @@ def main(argv=None) -> int:
 
     out = {"benchmark": "data", "command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "machine": machine_info(), "batch_size": BATCH, "results": results,
+           "machine": machine_info(keys=MACHINE_KEYS), "batch_size": BATCH, "results": results,
            "procedural_generation": generation, "table_markdown": table}
     json_path = Path(args.json)
     json_path.parent.mkdir(parents=True, exist_ok=True)

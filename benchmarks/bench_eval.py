@@ -29,12 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from cascadevae import evaluate as ev  # noqa: E402
-from cascadevae.run_dir import RunDir  # noqa: E402
-from _common import cpu_model  # noqa: E402
+from _common import cpu_model  # first: puts the checkout on sys.path (runs uninstalled)
+from cascadevae import evaluate as ev
+from cascadevae.run_dir import RunDir
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "eval.json"
 FULL_GRID = 737280
@@ -124,8 +121,8 @@ def main() -> int:
     out = {"machine": cpu_model(), "threads": args.threads, "torch": torch.__version__,
            "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "command": "python benchmarks/bench_eval.py " + " ".join(sys.argv[1:]),
-           "run": str(args.run), "model": ckpt["model_config"]["model"], "t": int(ckpt["t"]),
-           "S": int(ckpt["model_config"].get("num_classes", 0))}
+           "run": str(args.run), "model": model.name, "t": int(ckpt["t"]),
+           "S": int(model.num_classes)}  # from the model: checkpoints nest its config since issue 15
 
     tp = throughput(model, ds, args.throughput_images)
     out["throughput"] = tp

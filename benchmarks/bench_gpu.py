@@ -2,14 +2,15 @@
 """Benchmark of the GPU path (issue 7) on one CUDA device; prints Markdown tables and writes JSON.
 
 1. assign: the CUDA kernel (cascadevae.kernels.assign, method="device") at (64, 3), (64, 10)
-   and a batch of 16 such problems, families A (strong penalty) and B (CascadeVAE-like), against
+   and a batch of 16 such problems, families A (strong penalty) and B (CascadeVAE-like; the
+   instances of bench_assign.py, _common.assign_problem), against
    the CPU solver plus its copies (u.cpu(), cascadevae_ext.assign, labels back to the device).
    Per call: "GPU" is the device time of back-to-back launches (CUDA events over --reps calls);
    "call+wait" is host wall time of one call followed by torch.cuda.synchronize() (launch
    latency included); the CPU path is always call+wait, its copies synchronise anyway. The
    objectives of both are compared (they must be equal).
 2. likelihood: the CUDA kernel (fast and precise variants) against torch eager
-   (bernoulli_loglik_torch on float32 logits) at (64, 10, 1024), (4096, 3, 4096) and
+   (kernels.bernoulli_loglik_torch on float32 logits) at (64, 10, 1024), (4096, 3, 4096) and
    (64, 3, 4096), float32 and bfloat16 logits. Inputs rotate through enough copies to exceed
    the L2 cache, so the bandwidth is DRAM bandwidth: bytes = logits + x + out, per kernel time
    (CUDA events over back-to-back launches). Reported against the device's nominal bandwidth
@@ -36,9 +37,7 @@ import datetime
 import functools
 import json
 import math
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,13 +45,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import REPO, assign_objective, assign_problem, machine_info
+import cascadevae_ext as ce
+from cascadevae import kernels
 
-import cascadevae_ext as ce  # noqa: E402
-from cascadevae import kernels  # noqa: E402
-
-DEFAULT_JSON = ROOT / "benchmarks" / "results" / "gpu.json"
+DEFAULT_JSON = REPO / "benchmarks" / "results" / "gpu.json"
 # Nominal DRAM bandwidth (GB/s) by device-name substring, first match wins.
 NOMINAL_GBPS = [("H200", 4800), ("H100 NVL", 3900), ("H100 PCIe", 2000), ("H100", 3350),
                 ("A100-SXM4-80GB", 2039), ("A100 80GB PCIe", 1935), ("A100", 1555),
@@ -64,26 +61,6 @@ def nominal_gbps(name: str):
         if key in name:
             return value
     return None
-
-
-def machine_info():
-    props = torch.cuda.get_device_properties(0)
-    info = {"device": torch.cuda.get_device_name(0), "capability": list(torch.cuda.get_device_capability(0)),
-            "sms": props.multi_processor_count, "memory_gib": round(props.total_memory / 2**30, 1),
-            "torch": torch.__version__, "torch_cuda": torch.version.cuda, "python": sys.version.split()[0],
-            "platform": platform.platform(), "ext_build": ce.build_info(),
-            "max_shared_bytes": ce._cuda_max_shared_bytes(0)}
-    try:
-        info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                        capture_output=True, text=True, timeout=20).stdout.strip()
-    except Exception:  # noqa: BLE001 - informational only
-        info["driver"] = None
-    try:
-        info["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True, timeout=20).stdout.strip()
-    except Exception:  # noqa: BLE001
-        info["commit"] = None
-    return info
 
 
 def gpu_time_per_call(fn, reps):
@@ -118,30 +95,11 @@ def fmt_ms(ms):
 
 # ---- 1. assign -----------------------------------------------------------------------------------
 
-def make_problem(family, G, n, S, seed):
-    rng = np.random.default_rng([seed, G, n, S, ord(family)])
-    if family == "A":
-        u, lam = rng.random((G, n, S), dtype=np.float32), S / (2.0 * n)
-    else:
-        u, lam = (-(100 + 10 * rng.standard_normal((G, n, S)))).astype(np.float32), 2.0**-11
-    return (u[0] if G == 1 else u), lam
-
-
-def objective(u, lam, labels):
-    u = np.asarray(u, np.float64).reshape(-1, u.shape[-2], u.shape[-1])
-    labels = np.asarray(labels).reshape(u.shape[0], -1)
-    total = 0.0
-    for g in range(u.shape[0]):
-        c = np.bincount(labels[g], minlength=u.shape[2]).astype(np.float64)
-        total += u[g][np.arange(u.shape[1]), labels[g]].sum() - lam * float(np.sum(c * (c - 1)))
-    return total
-
-
 def bench_assign(reps):
     rows = []
     for G, n, S in [(1, 64, 3), (1, 64, 10), (16, 64, 3), (16, 64, 10)]:
         for family in ("A", "B"):
-            u_host, lam = make_problem(family, G, n, S, seed=0)
+            u_host, lam = assign_problem(family, n, S, seed=0, G=None if G == 1 else G)
             u = torch.from_numpy(u_host).cuda()
 
             def device():
@@ -158,8 +116,8 @@ def bench_assign(reps):
             dev_wall = wall_per_call(device, reps)
             cpu_wall = wall_per_call(host_path, reps)
             solve_ms = wall_per_call(host_solve_only, reps)
-            obj_dev = objective(u_host, lam, device().cpu().numpy())
-            obj_cpu = objective(u_host, lam, host_path().cpu().numpy())
+            obj_dev = assign_objective(u_host, lam, device().cpu().numpy())
+            obj_cpu = assign_objective(u_host, lam, host_path().cpu().numpy())
             rows.append({"G": G, "n": n, "S": S, "family": family, "device_gpu_ms": gpu_ms,
                          "device_call_wait_ms": dev_wall, "cpu_with_copies_ms": cpu_wall,
                          "cpu_solve_only_ms": solve_ms, "speedup_call_wait": cpu_wall / dev_wall,
@@ -188,7 +146,7 @@ def copy_bandwidth_gbps():
 
 
 def bench_loglik(reps, nominal, copy_gbps):
-    from cascadevae.models.discrete import bernoulli_loglik_torch
+    bernoulli_loglik_torch = kernels.bernoulli_loglik_torch
     rows = []
     for B, S, P in [(64, 10, 1024), (4096, 3, 4096), (64, 3, 4096)]:
         for dtype in (torch.float32, torch.bfloat16):
@@ -339,7 +297,8 @@ def main(argv=None):
         print("bench_gpu:", kernels.NO_CUDA_MESSAGE, f"({ce.__file__}); rebuild with a CUDA toolkit")
         return 0
     sections = set(args.sections.split(","))
-    info = machine_info()
+    info = machine_info("gpu", "ext", "git")
+    info["commit"] = (info["git_commit"] or "")[:12] or None  # this script's key before _common
     nominal = nominal_gbps(info["device"])
     print(f"# GPU benchmark: {info['device']} (sm_{''.join(map(str, info['capability']))}, {info['sms']} SMs), "
           f"driver {info['driver']}, torch {info['torch']} (CUDA {info['torch_cuda']}), commit {info['commit']}")

@@ -24,42 +24,19 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import machine_info
 import cascadevae_ext
 
 DEFAULT_SHAPES = ["64x3x4096", "64x10x1024", "256x10x4096"]
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "loglik.json"
-
-
-from _common import cpu_model  # noqa: E402
-
-
-def machine_info():
-    info = {
-        "cpu_model": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
-        "numpy": np.__version__,
-        "loglik_simd": cascadevae_ext._loglik_simd(),
-    }
-    try:
-        info["ext_build"] = cascadevae_ext.build_info()
-    except Exception:  # noqa: BLE001 - informational only
-        pass
-    return info
 
 
 def parse_shape(text):
@@ -194,8 +171,9 @@ def main(argv=None):
             print(f"  {tuple(shape)} threads={t}: fused {r['fused_median_s'] * 1e3:.3f} ms, "
                   f"torch {r['torch_median_s'] * 1e3:.3f} ms, {r['speedup']:.2f}x", file=sys.stderr, flush=True)
 
-    info = machine_info()
-    print(f"\nCPU: {info['cpu_model']} ({info['logical_cores']} logical cores), torch {info['torch']}, "
+    # "cpu_model", "logical_cores": this script's keys before _common
+    info = machine_info("ext", keys={"cpu_model": "cpu", "logical_cores": "logical_cpus"})
+    print(f"\nCPU: {info['cpu']} ({info['logical_cpus']} logical cores), torch {info['torch']}, "
           f"kernel variant {info['loglik_simd']['selected']}, x {args.x_kind}, median of {args.repeat}"
           + (" interleaved calls" if args.interleave else "")
           + (f", 1-min load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after" if load_before else "")

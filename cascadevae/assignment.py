@@ -1,5 +1,7 @@
-"""The discrete step of CascadeVAE (inner maximisation of eq. 6): its conventions, and the
-native solver re-exported from :mod:`cascadevae_ext`.
+"""The discrete step's lambda' conventions (inner maximisation of eq. 6), and the certificate
+functions of :mod:`cascadevae_ext` re-exported. The solver itself is called through
+:func:`cascadevae.kernels.assign`, which runs where the scores are (``cascadevae_ext.assign``
+is its low-level CPU entry).
 
 The objective, for scores ``u`` (n x S, ``u[i, k] = log p(x_i | z_i, e_k)``) and labels d::
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import math
 
 from cascadevae_ext import (  # noqa: F401  (re-exported API)
-    assign,
     check_prices,
     dual_prices,
     is_optimal,
@@ -25,7 +26,6 @@ from cascadevae_ext import (  # noqa: F401  (re-exported API)
 )
 
 __all__ = [
-    "assign",
     "check_prices",
     "dual_prices",
     "is_optimal",
@@ -44,7 +44,7 @@ def _check_lam(value: float, name: str) -> float:
 
 
 def lam_from_official(lam_official: float) -> float:
-    """lambda' for :func:`assign` (ordered pairs) from the official code's lambda' (unordered
+    """lambda' for :func:`cascadevae.kernels.assign` (ordered pairs) from the official code's lambda' (unordered
     pairs): the same penalty is lam_official * n_k (n_k - 1) / 2, so lam = lam_official / 2."""
     return _check_lam(lam_official, "lam_official") / 2.0
 

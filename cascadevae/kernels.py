@@ -1,5 +1,8 @@
-"""The native kernels, dispatched by device: :func:`assign` and :func:`bernoulli_loglik` take
-numpy arrays or torch tensors on the CPU or on a CUDA device and run where the data are.
+"""The native kernels in Python, one entry point each: :func:`assign` (the exact discrete
+assignment) and :func:`bernoulli_loglik` (the fused likelihood of every image under every code)
+take numpy arrays or torch tensors on the CPU or on a CUDA device and run where the data are.
+Everything in the package calls these two; ``cascadevae_ext.assign`` stays the low-level entry
+for people who call the solver directly.
 
 CPU inputs go to ``cascadevae_ext.assign`` / ``cascadevae_ext.bernoulli_loglik`` unchanged
 (numpy in, numpy out; torch in, torch out). CUDA tensors go to the extension's CUDA kernels
@@ -7,14 +10,16 @@ with raw device pointers, element strides and torch's current stream for the ten
 the launch returns at once and the host never waits for the GPU, so the calls can sit inside a
 captured CUDA graph (see :mod:`cascadevae.device_step`). The outputs are allocated here with
 ``torch.empty`` on the input's device, so they come from torch's caching allocator (and from
-a graph's private pool during capture).
+a graph's private pool during capture). Logits the native likelihood kernels do not take
+(float64 or float16, on either device; CUDA tensors in a build without CUDA kernels) get the
+same formula in torch (:func:`bernoulli_loglik_torch`), in the logits' dtype.
 
 What the CUDA path refuses (each with a message that says what to do):
 
-* a build of ``cascadevae_ext`` without CUDA kernels (RuntimeError);
+* a build of ``cascadevae_ext`` without CUDA kernels, for assign (RuntimeError);
 * tensors on different devices, or on a device other than the CPU and CUDA (ValueError);
-* dtypes the kernels do not take (TypeError): u float32/float64; logits float32/bfloat16,
-  x float32;
+* dtypes the kernels do not take (TypeError): u float32/float64; x float32 next to
+  float32/bfloat16 logits;
 * logits or x that are not contiguous along the pixel axis (ValueError: pass
   ``.contiguous()``); other strides, and any strides of u, are read in place;
 * an assignment too large for one block's shared memory (``assign_fits_device``): with
@@ -31,10 +36,12 @@ from typing import Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import cascadevae_ext as _ext
 
-__all__ = ["assign", "bernoulli_loglik", "HAVE_CUDA_KERNELS", "assign_fits_device", "LOGLIK_VARIANTS"]
+__all__ = ["assign", "bernoulli_loglik", "bernoulli_loglik_torch", "HAVE_CUDA_KERNELS",
+           "assign_fits_device", "LOGLIK_VARIANTS"]
 
 #: Whether this build of cascadevae_ext contains the CUDA kernels.
 HAVE_CUDA_KERNELS: bool = bool(_ext.build_info()["cuda_compiled"])
@@ -43,6 +50,8 @@ NO_CUDA_MESSAGE = "this build of cascadevae_ext has no CUDA kernels (built witho
 #: (the CPU kernel's float32 routines).
 LOGLIK_VARIANTS = ("fast", "precise")
 _CPU_METHODS = ("cpu", "ssp", "warm", "lemon", "device_core")
+#: logits dtypes of the native likelihood kernels (CPU and CUDA); other floats get the torch formula
+_NATIVE_LOGITS = (torch.float32, torch.bfloat16)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -143,7 +152,8 @@ def assign(u: ArrayLike, lam, method: str = "auto", *, return_prices: bool = Fal
     each way (a host sync). CUDA tensor with a CPU method ("cpu": the CPU's "auto", or "ssp",
     "warm", "lemon", "device_core"): that solver on a host copy, labels back on u's device (a
     host sync).
-    lam must be a Python number (or CPU scalar) for CUDA input.
+    lam must be a Python number (or CPU scalar) for CUDA input. ``num_threads``: the CPU
+    solver's threads for a batch (0: all cores; the labels do not depend on it).
     """
     device = _same_device(u=u)
     if device.type == "cpu":
@@ -205,19 +215,61 @@ def check_loglik_tensors(logits: torch.Tensor, x: torch.Tensor) -> Tuple[int, in
     return B, S, P
 
 
+def bernoulli_loglik_torch(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_p x*l - softplus(l) for logits (B, S, P) and x (B, P): the formula of the native
+    kernels, in torch and in the logits' dtype (materialises the (B, S, P) terms)."""
+    x = x.to(logits.dtype).unsqueeze(1)
+    return (x * logits - F.softplus(logits)).sum(dim=-1)
+
+
+_NUMPY_FLOATS = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
+                 np.dtype(np.float64): torch.float64}
+
+
+def _logits_dtype(logits: ArrayLike):
+    """logits' dtype as a torch dtype (numpy floats of native byte order too), else None."""
+    if torch.is_tensor(logits):
+        return logits.dtype
+    return _NUMPY_FLOATS.get(getattr(logits, "dtype", None))
+
+
+def _native_loglik_takes(logits: ArrayLike, device: torch.device) -> bool:
+    """Whether the native kernel on ``device`` takes these logits. Anything that is not a
+    float array (ints, lists, ...) goes to the kernel too, which names what is wrong."""
+    if device.type == "cuda" and not HAVE_CUDA_KERNELS:
+        return False
+    dtype = _logits_dtype(logits)
+    return dtype is None or not dtype.is_floating_point or dtype in _NATIVE_LOGITS
+
+
 def bernoulli_loglik(logits: ArrayLike, x: ArrayLike, *, num_threads: int = 0,
                      variant: str = "fast"):
     """out[b, s] = sum_p x[b, p] logits[b, s, p] - softplus(logits[b, s, p]), run where the
     inputs are; no gradient.
 
-    numpy / CPU tensors: ``cascadevae_ext.bernoulli_loglik`` (float32 logits, float32 or float64 x;
-    numpy out for numpy logits, a float32 tensor for a tensor). CUDA tensors: the CUDA kernel,
-    float32 or bfloat16 logits, float32 x, both contiguous along the pixel axis, float32 (B, S)
-    out on the same device, launched on the current stream (no host sync). ``variant`` picks
-    the CUDA kernel's exp/log ("fast": hardware exp2/log2, about 2^-22 relative per term;
-    "precise": the CPU kernel's float32 routines); num_threads is for the CPU kernel.
+    * numpy / CPU tensors with float32 logits (or a CPU bfloat16 tensor):
+      ``cascadevae_ext.bernoulli_loglik`` (float32 or float64 x, checked to lie in [0, 1]);
+      float32 (B, S) out, numpy for numpy logits, a tensor for a tensor.
+    * CUDA tensors with float32 or bfloat16 logits: the CUDA kernel (float32 x, both
+      contiguous along the pixel axis), float32 (B, S) out on the same device, launched on the
+      current stream (no host sync).
+    * other float logits (float64, float16) on either device, and CUDA tensors in a build
+      without CUDA kernels: :func:`bernoulli_loglik_torch`, out in the logits' dtype (the
+      values are not checked there).
+
+    ``variant`` picks the CUDA kernel's exp/log ("fast": hardware exp2/log2, about 2^-22
+    relative per term; "precise": the CPU kernel's float32 routines); ``num_threads`` is the
+    CPU kernel's (0: all cores; the result does not depend on it).
     """
     device = _same_device(logits=logits, x=x)
+    if not _native_loglik_takes(logits, device):
+        lt, xt = (a if torch.is_tensor(a) else torch.as_tensor(np.ascontiguousarray(a)) for a in (logits, x))
+        if lt.dim() != 3 or xt.dim() != 2 or tuple(xt.shape) != (lt.shape[0], lt.shape[2]):
+            raise ValueError(f"logits must have shape (B, S, P) and x (B, P), got {tuple(lt.shape)} "
+                             f"and {tuple(xt.shape)}")
+        with torch.no_grad():
+            out = bernoulli_loglik_torch(lt, xt)
+        return out if torch.is_tensor(logits) else out.numpy()
     if device.type == "cpu":
         out = _ext.bernoulli_loglik(logits, x, num_threads=num_threads)
         return torch.from_numpy(out) if torch.is_tensor(logits) else out

@@ -21,6 +21,9 @@ MAX_MAGNITUDE = 2.0**512
 # The "vast" and "tiny" families: family A scaled by these powers of two (exact on dyadic data).
 VAST_SCALE = 2.0**500
 TINY_SCALE = 2.0**-1000
+# The tiny problems solved by brute force over all S^n labellings (CPU and GPU tests).
+TINY_SHAPES = [(n, S) for n in range(1, 8) for S in range(1, 4)]
+TINY_LAMS = (0.0, 2.0**-3, 2.0**-1, 2.0)
 
 
 def require_method(method: str) -> None:

@@ -2,16 +2,9 @@
 import re
 from pathlib import Path
 
-import pytest
-
 from cascadevae.models import MODELS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "adding-a-model.md"
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
 
 
 def test_the_page_s_model_registers_and_trains(tmp_path, monkeypatch):

@@ -13,11 +13,6 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 FAST = dict(progress=False, figures=False, mi_every=0, threads=1, batch_size=8)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-
-
 def readme_python_example() -> str:
     text = README.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -15,7 +15,9 @@ from assign_helpers import (
     HAVE_LEMON,
     MAX_MAGNITUDE,
     METHODS,
+    TINY_LAMS,
     TINY_SCALE,
+    TINY_SHAPES,
     brute_force,
     check_labels,
     counts,
@@ -39,10 +41,6 @@ def solve_objective(u, lam, method, **kw):
 
 
 # ---- tiny problems: brute force over all S^n labellings -----------------------------------------
-
-TINY_SHAPES = [(n, S) for n in range(1, 8) for S in range(1, 4)]
-TINY_LAMS = (0.0, 2.0**-3, 2.0**-1, 2.0)
-
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("n,S", TINY_SHAPES)
@@ -304,6 +302,25 @@ def test_batch_of_mixed_difficulty(method):
     labels = ce.assign(u, lam, method, num_threads=2)
     for g in range(G):
         assert objective(u[g], lam, labels[g]) == solve_objective(u[g], lam, method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("num_threads", [0, 2])
+def test_batch_solves_each_problem_as_a_single_call_does(method, num_threads):
+    """The batched entry point (csrc/assign, cvae::assign over a ScoreBatch) runs exactly the
+    solve of a single call on each problem: the same labels and prices, bit for bit; "auto"
+    picks its method per problem (here a strong and a weak penalty in one batch)."""
+    require_method(method)
+    rng = np.random.default_rng(21)
+    strong = np.floor(rng.random((3, 300, 7)) * 2**12) / 2**12
+    weak = -(100 + np.round(10 * rng.standard_normal((3, 300, 7)) * 2**8) / 2**8)
+    u = np.concatenate([strong, weak])  # weak: a typical gap far above the class price 2 lam n / S
+    lam = 2.0**-7
+    assert len({ce.resolve_method(u[g], lam, method) for g in range(len(u))}) == (2 if method == "auto" else 1)
+    labels, prices = ce.assign(u, lam, method, return_prices=True, num_threads=num_threads)
+    for g in range(len(u)):
+        one_labels, one_prices = ce.assign(u[g], lam, method, return_prices=True)
+        assert np.array_equal(labels[g], one_labels) and np.array_equal(prices[g], one_prices), g
 
 
 # ---- dtypes, layouts, torch ---------------------------------------------------------------------
@@ -690,3 +707,42 @@ def test_many_classes_use_lemon_or_refuse_clearly():
         ce.is_optimal(u[:, :5000], 0.01, np.zeros(5, dtype=np.int64))
     with pytest.raises(ValueError, match="check_prices"):
         ce.dual_prices(u[:, :5000], 0.01, np.zeros(5, dtype=np.int64))
+
+
+def test_many_classes_in_a_batch_go_to_lemon_per_problem():
+    """The S > 6000 switch to LEMON sits in the C++ entry point, so a batch gets it too, and
+    each of its problems is solved as a single call solves it."""
+    rng = np.random.default_rng(8)
+    u = rng.random((3, 6, 6001))
+    for method in ("ssp", "warm", "device_core"):
+        with pytest.raises(ValueError, match="S = 6001.*stop at S = 6000"):
+            ce.assign(u, 0.01, method)
+    if not HAVE_LEMON:
+        with pytest.raises(ValueError, match="liblemon-dev"):
+            ce.assign(u, 0.01)
+        return
+    labels, prices = ce.assign(u, 0.01, return_prices=True, num_threads=2)
+    for g in range(3):
+        assert ce.resolve_method(u[g], 0.01) == "lemon"
+        one_labels, one_prices = ce.assign(u[g], 0.01, "lemon", return_prices=True)
+        assert np.array_equal(labels[g], one_labels) and np.array_equal(prices[g], one_prices)
+        assert ce.check_prices(u[g], 0.01, labels[g], prices[g])
+
+
+def test_batch_preconditions_name_the_problem():
+    """The checks of the C++ entry point on a batch: the first bad score as u[g, i, k], lam * n
+    per problem (n items, not G n), num_threads; none of them solves anything."""
+    u = np.zeros((4, 5, 3))
+    u[3, 0, 1] = 2.0**513
+    refused(lambda: ce.assign(u, 0.5), r"u\[3, 0, 1\] = ")
+    u[1, 4, 2] = -np.inf
+    with pytest.raises(ValueError, match=r"u must be finite, but u\[1, 4, 2\] is -inf"):
+        ce.assign(u, 0.5, num_threads=2)
+    ok = np.zeros((4, 5, 3))
+    ce.assign(ok, MAX_MAGNITUDE / 5)  # lam * n = 2^512 exactly, per problem of n = 5 items
+    msg = refused(lambda: ce.assign(ok, MAX_MAGNITUDE / 4), "lam")
+    assert "n = 5 items" in msg
+    with pytest.raises(ValueError, match=r"num_threads = -2 must be >= 0"):
+        ce.assign(ok, 0.5, num_threads=-2)
+    with pytest.raises(ValueError, match="num_threads"):
+        ce.assign(ok[0], 0.5, num_threads=-1)  # checked for a single problem too

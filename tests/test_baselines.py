@@ -26,11 +26,6 @@ BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--dev
 SMALL_D = ["--set", "discriminator_hidden=64", "--set", "discriminator_layers=3"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-
-
 def _train(out, model, *extra):
     args = BASE + ["--preset", PRESETS[model], "--out", str(out), *extra]
     if model == "factor-vae":

@@ -10,12 +10,6 @@ from cascadevae.data import DatasetError, load, load_image_folder  # noqa: E402
 from cascadevae.data import chairs as chairs_module  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 def make_chairs(root, n_models=3, views=2):
     """rendered_chairs/<model>/renders/image_XXX.png, white background, dark chair."""
     folder = root / "rendered_chairs"

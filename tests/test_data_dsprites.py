@@ -21,12 +21,6 @@ from cascadevae.data.dsprites_render import procedural_cache_file, render_grid
 SMALL = DSpritesGrid.standard(num_scales=2, num_orientations=3, num_positions=4)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 @pytest.fixture(scope="module")
 def twin():
     return ProceduralDSprites()

@@ -21,12 +21,6 @@ class _Trap:
         return (pytest.fail, ("the loader unpickled 'metadata'",))
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 def fake_arrays():
     n = int(np.prod(SIZES))
     classes = np.stack(np.unravel_index(np.arange(n), SIZES), axis=1).astype(np.int64)

@@ -9,12 +9,6 @@ from cascadevae.data.dsprites import FACTOR_SIZES, NUM_IMAGES
 from cascadevae.data.ground_truth import factor_strides
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 def test_round_trip_over_whole_dsprites_grid():
     index = np.arange(NUM_IMAGES)
     factors = factors_from_index(index, FACTOR_SIZES)

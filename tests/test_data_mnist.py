@@ -12,12 +12,6 @@ from cascadevae.data import (DatasetError, MissingDependencyError, load, load_id
 from cascadevae.data.mnist import resize_images
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 def idx_bytes(array, type_code=0x08):
     array = np.asarray(array, dtype=np.uint8)
     head = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -10,12 +10,6 @@ from cascadevae.data import (DatasetError, ImageDataset, ProceduralDSprites,
                              resolve_data_dir)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CASCADEVAE_DATA", raising=False)
-
-
 def test_data_dir_resolution_order(tmp_path, monkeypatch):
     assert resolve_data_dir() is None
     monkeypatch.setenv("CASCADEVAE_DATA", str(tmp_path / "env"))

@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from cascadevae.data import ArrayImageDataset
+from conftest import random_binary_images
 from cascadevae.device_step import DeviceStep
 from cascadevae.presets import get_preset
 from cascadevae.training import Trainer
-
-
-def random_binary_images(n, size, seed=0):
-    """A stand-in dataset: n random binary images (the package's in-memory image dataset)."""
-    pixels = (np.random.default_rng(seed).random((n, size, size)) < 0.2).astype(np.uint8) * 255
-    return ArrayImageDataset(pixels, name="random", source="random binary images")
 
 
 def make_trainer(preset, size, iters=8, **over):

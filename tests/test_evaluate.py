@@ -11,11 +11,6 @@ COMMON = ["--set", "batch_size=8", "--no-progress", "--no-figures", "--device", 
           "--iters", "6", "--checkpoint-every", "3", "--mi-every", "0", "--no-eval"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-
-
 def _train(out, *extra):
     assert train.main(COMMON + ["--out", str(out), *extra]) == 0
     return out

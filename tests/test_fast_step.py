@@ -22,11 +22,6 @@ BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--dev
 HAVE_BF16 = hasattr(torch, "bfloat16")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-
-
 def _run(out, *extra):
     return train.main(BASE + ["--out", str(out), *extra])
 

@@ -1,6 +1,5 @@
 """Checkpoint figures: files from a tiny run, --no-figures, traversal / discrete grids."""
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -11,11 +10,6 @@ from cascadevae.presets import TrainConfig
 BASE = ["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress", "--device", "cpu",
         "--mi-every", "0", "--no-eval",
         "--iters", "6", "--checkpoint-every", "3"]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
 
 
 def _png(path):

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 import cascadevae_ext as ce
-from assign_helpers import brute_force, make_instance, objective, tie_heavy
+from assign_helpers import TINY_LAMS, TINY_SHAPES, brute_force, make_instance, objective, tie_heavy
 from cascadevae import kernels
-from cascadevae.data import ArrayImageDataset
+from conftest import random_binary_images
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() and kernels.HAVE_CUDA_KERNELS),
@@ -39,10 +39,6 @@ def device_labels(u, lam, **kw):
 
 
 # ---- assign: exactness -----------------------------------------------------------------------------
-
-TINY_SHAPES = [(n, S) for n in range(1, 8) for S in range(1, 4)]
-TINY_LAMS = (0.0, 2.0**-3, 2.0**-1, 2.0)
-
 
 @pytest.mark.parametrize("n,S", TINY_SHAPES)
 def test_tiny_problems_match_brute_force(n, S):
@@ -298,12 +294,6 @@ def test_kernels_replay_in_a_cuda_graph():
 
 
 # ---- the training step -------------------------------------------------------------------------------
-
-def random_binary_images(n, size, seed=0):
-    """A stand-in dataset: n random binary images (the package's in-memory image dataset)."""
-    pixels = (np.random.default_rng(seed).random((n, size, size)) < 0.2).astype(np.uint8) * 255
-    return ArrayImageDataset(pixels, name="random", source="random binary images")
-
 
 ITERS = 14  # dsprites-official scaled to 14 updates: discrete step from t = 4, Adam reset per stage
 

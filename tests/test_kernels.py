@@ -12,6 +12,7 @@ import cascadevae_ext as ce
 from cascadevae import kernels
 from cascadevae.models.discrete import one_hot_codes
 from assign_helpers import make_instance, objective
+from conftest import loglik_magnitude64, loglik_reference64
 
 NO_CUDA = "no CUDA kernels"
 CUDA_BUILD = bool(ce.build_info()["cuda_compiled"])
@@ -42,6 +43,78 @@ def test_loglik_on_cpu_follows_input_type():
     assert isinstance(got, np.ndarray) and np.array_equal(got, want)
     t = kernels.bernoulli_loglik(torch.from_numpy(logits), torch.from_numpy(x))
     assert torch.is_tensor(t) and np.array_equal(t.numpy(), want)
+
+
+def test_loglik_torch_formula_for_logits_the_kernels_do_not_take():
+    """float64 and float16 logits get the same formula in torch, in their dtype (numpy in,
+    numpy out); what is no float array still reaches the kernel, which names it."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 4, 50, generator=g, dtype=torch.float64) * 5
+    x = (torch.rand(3, 50, generator=g) > 0.5).double()
+    out = kernels.bernoulli_loglik(logits, x)
+    assert out.dtype == torch.float64 and torch.equal(out, kernels.bernoulli_loglik_torch(logits, x))
+    assert torch.allclose(out, torch.from_numpy(loglik_reference64(logits, x)), rtol=1e-12)
+    got = kernels.bernoulli_loglik(logits.numpy(), x.numpy())
+    assert isinstance(got, np.ndarray) and np.array_equal(got, out.numpy())
+    half = kernels.bernoulli_loglik(logits.half(), x.float())
+    assert half.dtype == torch.float16
+    assert not kernels.bernoulli_loglik(logits.requires_grad_(), x).requires_grad  # no gradient
+    with pytest.raises(ValueError, match=r"x \(B, P\), got \(3, 4, 50\) and \(3, 49\)"):
+        kernels.bernoulli_loglik(logits, x[:, 1:])
+    with pytest.raises(TypeError, match="logits has dtype int32"):
+        kernels.bernoulli_loglik(np.zeros((2, 3, 5), np.int32), np.zeros((2, 5), np.float32))
+
+
+def test_loglik_dispatch_decision():
+    f32, bf16, f64 = (torch.zeros(1, 1, 1, dtype=d) for d in (torch.float32, torch.bfloat16, torch.float64))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert kernels._native_loglik_takes(f32, cpu) and kernels._native_loglik_takes(bf16, cpu)
+    assert kernels._native_loglik_takes(np.zeros((1, 1, 1), np.float32), cpu)
+    assert not kernels._native_loglik_takes(f64, cpu) and not kernels._native_loglik_takes(f64, cuda)
+    assert kernels._native_loglik_takes(f32, cuda) == kernels.HAVE_CUDA_KERNELS
+
+
+def test_cuda_logits_in_a_build_without_cuda_kernels_take_the_torch_formula(monkeypatch):
+    monkeypatch.setattr(kernels, "HAVE_CUDA_KERNELS", False)
+    assert not kernels._native_loglik_takes(torch.zeros(1, 1, 1), torch.device("cuda"))
+
+
+def test_code_loglik_runs_the_one_entry_point_with_torchs_threads(monkeypatch):
+    """The discrete step's likelihood goes through kernels.bernoulli_loglik, whose CPU kernel
+    gets as many threads as torch uses; the result is the kernel's, bit for bit."""
+    from cascadevae.models import MODELS, build_model
+    from cascadevae.models.discrete import code_loglik
+
+    seen = []
+    real = ce.bernoulli_loglik
+
+    def spy(logits, x, *, num_threads=0):
+        seen.append(num_threads)
+        return real(logits, x, num_threads=num_threads)
+
+    torch.manual_seed(0)
+    model = build_model(MODELS["cascade"].Config(latent_dim=5, num_classes=3), 32)
+    x = (torch.rand(4, 1, 32, 32) > 0.6).float()
+    z = torch.randn(4, 5)
+    monkeypatch.setattr(ce, "bernoulli_loglik", spy)
+    u = code_loglik(model, x, z)
+    assert seen == [torch.get_num_threads()]
+    with torch.no_grad():
+        logits = model.decoder.score_all_codes(z)
+    assert torch.equal(u, torch.from_numpy(real(logits, x.reshape(4, -1))))
+    u64 = code_loglik(model.double(), x.double(), z.double())
+    assert u64.dtype == torch.float64 and len(seen) == 1  # the torch formula, not the kernel
+
+
+def test_one_python_assign():
+    """kernels.assign is the package's one assign (cascadevae.assignment keeps the lambda'
+    conventions and the certificate functions only)."""
+    from cascadevae import assignment
+    from cascadevae.models import discrete
+
+    assert not hasattr(assignment, "assign")
+    assert discrete.kernels.assign is kernels.assign
+    assert assignment.check_prices is ce.check_prices
 
 
 def test_device_method_needs_cuda_tensor():
@@ -170,16 +243,6 @@ def test_one_hot_codes_equal_f_one_hot():
 
 # ---- the CUDA likelihood accumulators, run on the host -------------------------------------------
 
-def reference64(logits, x):
-    l64, x64 = torch.as_tensor(logits).double(), torch.as_tensor(x).double()
-    return -F.binary_cross_entropy_with_logits(l64, x64[:, None, :].expand_as(l64), reduction="none").sum(-1).numpy()
-
-
-def magnitude(logits, x):
-    l64, x64 = torch.as_tensor(logits).double(), torch.as_tensor(x).double()
-    return ((x64[:, None, :] * l64).abs() + F.softplus(l64)).sum(-1).numpy()
-
-
 def bf16_bits(t):
     return t.bfloat16().view(torch.int16).numpy().view(np.uint16)
 
@@ -197,14 +260,14 @@ def test_device_accumulators_match_float64(variant, shape):
     logits.reshape(-1)[rng.integers(0, logits.size, 20)] = rng.choice([80.0, -80.0, 1e4, -1e4, 87.5, -100.0], 20)
     x = (rng.random((shape[0], shape[2])) < 0.4).astype(np.float32)
     x[:, ::3] = rng.random(x[:, ::3].shape)  # some fractional targets
-    tol = HOST_RTOL * magnitude(logits, x) + 1e-30
+    tol = HOST_RTOL * loglik_magnitude64(logits, x) + 1e-30
     out = ce._bernoulli_loglik_device_reference(logits, x, variant)
-    assert np.all(np.abs(out - reference64(logits, x)) <= tol)
+    assert np.all(np.abs(out - loglik_reference64(logits, x)) <= tol)
     # bfloat16 logits: the same rows on the bfloat16-rounded values
     lt = torch.from_numpy(logits)
     out16 = ce._bernoulli_loglik_device_reference(bf16_bits(lt), x, variant)
     rounded = lt.bfloat16().float().numpy()
-    assert np.all(np.abs(out16 - reference64(rounded, x)) <= HOST_RTOL * magnitude(rounded, x) + 1e-30)
+    assert np.all(np.abs(out16 - loglik_reference64(rounded, x)) <= HOST_RTOL * loglik_magnitude64(rounded, x) + 1e-30)
 
 
 def test_device_accumulators_strides_and_nan():

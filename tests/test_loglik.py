@@ -21,34 +21,19 @@ import threading
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import cascadevae_ext as ext
+from conftest import loglik_magnitude64, loglik_reference64
 
 RTOL = 2e-6
 ATOL_PER_PIXEL = 1e-30
 
 
-def as_f64(a):
-    return torch.from_numpy(np.array(a.detach() if torch.is_tensor(a) else a, dtype=np.float64))
-
-
-def reference(logits, x):
-    l64, x64 = as_f64(logits), as_f64(x)
-    target = x64[:, None, :].expand_as(l64)
-    return -F.binary_cross_entropy_with_logits(l64, target, reduction="none").sum(-1).numpy()
-
-
-def magnitude(logits, x):
-    l64, x64 = as_f64(logits), as_f64(x)
-    return ((x64[:, None, :] * l64).abs() + F.softplus(l64)).sum(-1).numpy()
-
-
 def assert_close(out, logits, x):
-    ref = reference(logits, x)
+    ref = loglik_reference64(logits, x)
     P = np.shape(logits)[2]
     assert out.shape == ref.shape
-    tol = RTOL * magnitude(logits, x) + ATOL_PER_PIXEL * P
+    tol = RTOL * loglik_magnitude64(logits, x) + ATOL_PER_PIXEL * P
     err = np.abs(out.astype(np.float64) - ref)
     assert np.all(err <= tol), f"max err {err.max():.3g}, worst err/tol {np.max(err / tol):.3g}"
 

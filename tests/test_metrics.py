@@ -252,10 +252,9 @@ class _FactorSpy:
         return self.last
 
 
-def test_procedural_dsprites_true_factors_random_and_constant(tmp_path, monkeypatch):
+def test_procedural_dsprites_true_factors_random_and_constant():
     from cascadevae import data
 
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
     spy = _FactorSpy(data.load("dsprites-procedural", lazy=True))
     small = dict(num_votes=100, num_variance_samples=1000, votes_per_call=20)
     r = disentanglement_score(spy, spy.represent, **small)

@@ -211,8 +211,7 @@ def test_protocol_disagreement_is_flagged_and_refused_when_strict(tmp_path, caps
     assert "not comparable" in capsys.readouterr().err
 
 
-def test_end_to_end_train_evaluate_report(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+def test_end_to_end_train_evaluate_report(tmp_path, capsys):
     run = tmp_path / "runs" / "tiny"
     assert train.main(["--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress",
                        "--no-figures", "--device", "cpu", "--iters", "4",

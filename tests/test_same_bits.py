@@ -20,11 +20,6 @@ FLAGS = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
 SAME_MACHINE = GOLDEN["torch"] == torch.__version__ and GOLDEN["cpu_flags"] == FLAGS
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.mark.skipif(not SAME_MACHINE, reason="the golden bits were recorded with torch "
                     f"{GOLDEN['torch']} on a CPU with {GOLDEN['cpu_flags']}; oneDNN's float "
                     "results differ across CPU types and torch builds")

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-import cascadevae_ext
+import cascadevae_ext  # noqa: F401  (not called here; tests patch it through this module)
 import torch
-import torch.nn.functional as F
 
 from .. import kernels
+from ..kernels import bernoulli_loglik_torch  # noqa: F401  (re-exported: models.bernoulli_loglik_torch)
 from .vae import VAE
 
 
@@ -48,13 +48,6 @@ def all_code_inputs(z: torch.Tensor, num_classes: int):
     return z_rep, codes
 
 
-def bernoulli_loglik_torch(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """sum_p x*l - softplus(l) for logits (B, S, P) and x (B, P): the same formula as
-    ``cascadevae_ext.bernoulli_loglik``, in torch (materialises the (B, S, P) terms)."""
-    x = x.to(logits.dtype).unsqueeze(1)
-    return (x * logits - F.softplus(logits)).sum(dim=-1)
-
-
 @torch.no_grad()
 def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
                 loglik_variant: str = "fast") -> torch.Tensor:
@@ -62,12 +55,10 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
     over B*S inputs (no encoder pass, no gradient).
 
     On the CPU the pass is :meth:`Decoder.score_all_codes` (the same function, arranged for
-    the CPU). The fused native kernel computes u where the logits are (:func:`cascadevae.kernels.
-    bernoulli_loglik`): on the CPU and on a CUDA device for float32 or bfloat16 logits (on
-    CUDA when the extension has its CUDA kernels; ``loglik_variant`` picks the CUDA
-    kernel's exp/log: "fast" or "precise"); u is then float32 on the logits' device.
-    Otherwise :func:`bernoulli_loglik_torch` computes it with the same formula, in the logits'
-    dtype.
+    the CPU). u is computed where the logits are by :func:`cascadevae.kernels.bernoulli_loglik`:
+    the fused native kernel for float32 or bfloat16 logits (CPU; CUDA when the extension has
+    its CUDA kernels, ``loglik_variant`` picking its exp/log: "fast" or "precise"), u float32
+    on the logits' device; otherwise the same formula in torch, in the logits' dtype.
     """
     num_classes = model.num_classes
     if num_classes < 1:
@@ -80,16 +71,12 @@ def code_loglik(model: VAE, x: torch.Tensor, z: torch.Tensor, *,
     else:
         z_rep, codes = all_code_inputs(z.detach(), num_classes)
         logits = model.decode(z_rep, codes).reshape(batch, num_classes, -1)
-    flat_x = x.reshape(batch, -1)
-    if logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.bfloat16):
-        # as many kernel threads as torch uses (a 1-thread run must not take every core)
-        return torch.from_numpy(cascadevae_ext.bernoulli_loglik(
-            logits, flat_x.float(), num_threads=torch.get_num_threads()))
-    if (logits.is_cuda and kernels.HAVE_CUDA_KERNELS
-            and logits.dtype in (torch.float32, torch.bfloat16)):
-        return kernels.bernoulli_loglik(logits.contiguous(), flat_x.float().contiguous(),
-                                        variant=loglik_variant)
-    return bernoulli_loglik_torch(logits, flat_x)
+    # targets in the precision u is computed in (float32 at least, as the kernels read them),
+    # pixels contiguous (as the CUDA kernel reads them; no copy where they already are)
+    targets = x.reshape(batch, -1).to(torch.promote_types(logits.dtype, torch.float32))
+    # as many kernel threads as torch uses (a 1-thread run must not take every core)
+    return kernels.bernoulli_loglik(logits.contiguous(), targets.contiguous(),
+                                    num_threads=torch.get_num_threads(), variant=loglik_variant)
 
 
 def discrete_step(model: VAE, x: torch.Tensor, z: torch.Tensor, lam: Optional[float] = None,

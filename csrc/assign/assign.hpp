@@ -4,9 +4,18 @@
 // ordered pairs (the paper's sum over i != j of d_i^T d_j); the official code penalised
 // unordered pairs, i.e. lambda'_official * n_k (n_k - 1) / 2, so lambda' = lambda'_official / 2.
 //
-// Internally every solver minimises costs c_ik = -u_ik with a convex per-class count cost
-// whose marginal for the t-th member is mu (t - 1), mu = 2 lambda' (Jeong & Song, 2018, Thm 1:
-// a minimum-cost flow). Arithmetic is in double; the user's scores are never rounded.
+// The penalty convention, for everything declared here: every function takes lambda' itself,
+// as `lam` (what Python passes). Internally every solver minimises costs c_ik = -u_ik with a
+// convex per-class count cost whose marginal for the t-th member is mu (t - 1), where
+// mu = marginal_step(lam) = 2 lambda' (Jeong & Song, 2018, Thm 1: a minimum-cost flow); mu is
+// the flow graphs' own quantity (condensed_graph.hpp, device_core.hpp, the LEMON graph) and is
+// formed from lam in one place per solver, never passed across this header. 2 lambda' is exact
+// in double, so both forms describe the same problem bit for bit. Arithmetic is in double; the
+// user's scores are never rounded.
+//
+// Entry points: assign() (one problem or a batch; checks every precondition, picks LEMON past
+// kMaxCondensedClasses, solves a batch on threads), resolve_method(), check_problem() for the
+// certificate functions. solve() and the solve_* functions below it assume valid input.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -28,6 +37,25 @@ struct Scores {
   double cost(int64_t i, int64_t k) const { return -static_cast<double>(data[i * ld + k]); }
 };
 
+// G score matrices of n x S: element (g, i, k) at data[g * ld_g + i * ld + k] (any strides,
+// unit column stride, as for Scores). `batched` = false marks one (n, S) problem (G = 1),
+// whose scores error messages name u[i, k] rather than u[0, i, k].
+template <typename T>
+struct ScoreBatch {
+  const T* data;
+  int64_t G;
+  int64_t n;
+  int64_t S;
+  int64_t ld_g;
+  int64_t ld;
+  bool batched = true;
+  Scores<T> problem(int64_t g) const { return Scores<T>{data + g * ld_g, n, S, ld}; }
+};
+
+// The flow's marginal cost step mu = 2 lambda' (see the top of this file): the t-th member of
+// a class costs mu (t - 1). Exact in double.
+constexpr double marginal_step(double lam) { return 2.0 * lam; }
+
 enum class Method {
   Auto,   // the fastest exact method for the shape and penalty
   SSP,    // successive shortest paths on the condensed (S + 1)-node graph, one item at a time
@@ -42,32 +70,61 @@ bool lemon_available();
 
 // Output of one solve. prices (optional, length S) are the dual class prices lambda_k,
 // normalised so that the sink's price is 0: every item sits in a class minimising
-// c_il + lambda_l, and mu (n_k - 1) <= lambda_k <= mu n_k (the lower bound where n_k >= 1).
+// c_il + lambda_l, and 2 lam (n_k - 1) <= lambda_k <= 2 lam n_k (the lower bound where n_k >= 1).
+// For a batch: labels G * n and prices G * S, problem g's at labels + g n, prices + g S.
 struct Output {
-  int64_t* labels;  // length n
-  double* prices;   // length S, or nullptr
+  int64_t* labels;  // length n (G * n)
+  double* prices;   // length S (G * S), or nullptr
 };
 
-// Solves one problem. `lam` is lambda' (paper convention). Inputs must be finite, with
-// |u| <= kMaxMagnitude and lam * n <= kMaxMagnitude (the bindings check both).
+// ---- checked entry points ----
+// Each throws std::invalid_argument (ValueError in Python) naming what is wrong and what to do:
+// S < 1 or n < 0; lam negative, NaN or infinite; a score that is not finite or exceeds
+// kMaxMagnitude (the first one, as u[i, k], or u[g, i, k] for a batch); lam * n above
+// kMaxMagnitude; num_threads < 0; a method that cannot take S classes (ssp, warm and
+// device_core stop at kMaxCondensedClasses), or "lemon" in a build without LEMON.
+
+// Exact labels of one problem (out.labels: n) or of each problem of a batch (out.labels: G n),
+// with the certifying prices when out.prices is set. "auto" picks a method per problem, and
+// LEMON past kMaxCondensedClasses. A batch is solved on up to num_threads threads (0: all
+// cores, or the calling thread alone when the whole batch has fewer than 32768 scores, where
+// starting threads costs more than it saves); the labels do not depend on the thread count.
+template <typename T>
+void assign(const Scores<T>& u, double lam, Method method, Output out);
+template <typename T>
+void assign(const ScoreBatch<T>& u, double lam, Method method, Output out, int num_threads = 0);
+
+// The concrete method assign(u, lam, method) runs for this problem (never Auto). Checks u and lam.
+template <typename T>
+Method resolve_method(const Scores<T>& u, double lam, Method method);
+
+// The preconditions of objective, default_tolerance, certify and check_prices: finite u within
+// kMaxMagnitude, lam * n within kMaxMagnitude, lam finite and >= 0, S >= 1.
+template <typename T>
+void check_problem(const Scores<T>& u, double lam);
+// certify runs Floyd-Warshall, O(S^3): refused past kMaxCertifyClasses (use check_prices).
+void check_certifiable(int64_t S);
+
+// ---- unchecked: valid input only ----
+// Solves one problem (any n >= 0) with `method`; Auto resolves through choose_method.
 template <typename T>
 void solve(const Scores<T>& u, double lam, Method method, Output out);
 
-// The method `auto` picks for this problem (never Auto).
+// The method `auto` picks for this problem (never Auto; n >= 1, S <= kMaxCondensedClasses).
 template <typename T>
 Method choose_method(const Scores<T>& u, double lam);
 
-// ---- the individual solvers (mu = 2 lambda') ----
+// ---- the individual solvers (n >= 1) ----
 template <typename T>
-void solve_ssp(const Scores<T>& u, double mu, Output out);
+void solve_ssp(const Scores<T>& u, double lam, Output out);
 template <typename T>
-void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed = 0x5eed);
+void solve_warm(const Scores<T>& u, double lam, Output out, uint64_t seed = 0x5eed);
 template <typename T>
-void solve_two_classes(const Scores<T>& u, double mu, Output out);
+void solve_two_classes(const Scores<T>& u, double lam, Output out);
 template <typename T>
-void solve_lemon(const Scores<T>& u, double mu, Output out);
+void solve_lemon(const Scores<T>& u, double lam, Output out);
 template <typename T>
-void solve_device_core(const Scores<T>& u, double mu, Output out);
+void solve_device_core(const Scores<T>& u, double lam, Output out);
 
 // ---- certificate ----
 // Objective sum_i u[i, d_i] - lambda' sum_k n_k (n_k - 1), accumulated in double.
@@ -101,8 +158,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Below it every sum the solvers and certificates form (at most ~2^64 terms, each a score, a
 // price or mu times a count) stays below 2^580, far from overflow, and the GPU solver's cost
 // clamp (2^900, device_core.hpp) never bites. Past it they could overflow and return wrong
-// labels, so the bindings refuse; the optimum is invariant under scaling u and lam by one
-// positive factor, so such input can always be rescaled.
+// labels, so the checked entry points refuse; the optimum is invariant under scaling u and lam
+// by one positive factor, so such input can always be rescaled.
 constexpr double kMaxMagnitude = 0x1p512;
 
 // The condensed-graph solvers keep a few S x S tables (about 50 S^2 bytes per thread): past

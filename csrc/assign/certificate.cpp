@@ -41,7 +41,7 @@ double default_tolerance(const Scores<T>& u, double lam) {
 template <typename T>
 Certificate certify(const Scores<T>& u, double lam, const int64_t* labels, double atol, double* prices) {
   const int64_t S = u.S, V = S + 1, sink = S;
-  const double mu = 2.0 * lam;
+  const double mu = marginal_step(lam);
   std::vector<int64_t> count = class_sizes(u.n, S, labels);
   // d starts as the arc costs (condensed graph) and becomes all-pairs shortest walks.
   std::vector<double> d(V * V, kInf);
@@ -82,7 +82,7 @@ Certificate certify(const Scores<T>& u, double lam, const int64_t* labels, doubl
 
 template <typename T>
 bool check_prices(const Scores<T>& u, double lam, const int64_t* labels, const double* prices, double atol) {
-  const double mu = 2.0 * lam;
+  const double mu = marginal_step(lam);
   for (int64_t k = 0; k < u.S; ++k)
     if (!std::isfinite(prices[k])) return false;
   std::vector<int64_t> count = class_sizes(u.n, u.S, labels);

@@ -14,11 +14,12 @@ constexpr size_t kDeviceCoreTableBudget = 48 * 1024;
 }  // namespace
 
 template <typename T>
-void solve_device_core(const Scores<T>& u, double mu, Output out) {
+void solve_device_core(const Scores<T>& u, double lam, Output out) {
   if (u.n > INT32_MAX || u.S > INT32_MAX)
     throw std::invalid_argument("device_core indexes items and classes with 32-bit integers: n = " + std::to_string(u.n) +
                                 ", S = " + std::to_string(u.S) + " is too large");
   const int32_t n = static_cast<int32_t>(u.n), S = static_cast<int32_t>(u.S);
+  const double mu = marginal_step(lam);  // the core's flow step, as the CUDA kernel forms it
   // The kernel copies the costs into shared memory when they fit beside its state; here the
   // same choice is made against the 48 KiB every GPU block may use, so that tests run both
   // paths (small problems with the table, larger ones reading u in place).

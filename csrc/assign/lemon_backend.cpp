@@ -361,8 +361,9 @@ void solve_scaled(const Scores<T>& u, bool merged, const Scaling& scaling, const
 }  // namespace
 
 template <typename T>
-void solve_lemon(const Scores<T>& u, double mu, Output out) {
+void solve_lemon(const Scores<T>& u, double lam, Output out) {
   const int64_t n = u.n, S = u.S;
+  const double mu = marginal_step(lam);
   if (n == 0) {
     if (out.prices) std::fill(out.prices, out.prices + S, 0.0);
     return;

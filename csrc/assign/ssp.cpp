@@ -15,14 +15,15 @@
 namespace cvae {
 
 template <typename T>
-void solve_ssp(const Scores<T>& u, double mu, Output out) {
+void solve_ssp(const Scores<T>& u, double lam, Output out) {
+  const double mu = marginal_step(lam);
   if (u.S == 1) {
     std::fill(out.labels, out.labels + u.n, int64_t{0});
     if (out.prices) out.prices[0] = mu * static_cast<double>(u.n - 1);
     return;
   }
   if (u.S == 2) {
-    solve_two_classes(u, mu, out);
+    solve_two_classes(u, lam, out);
     return;
   }
   CondensedGraph<T> g(u, mu, out.labels);

@@ -11,7 +11,7 @@
 namespace cvae {
 
 template <typename T>
-void solve_two_classes(const Scores<T>& u, double mu, Output out) {
+void solve_two_classes(const Scores<T>& u, double lam, Output out) {
   const int64_t n = u.n;
   std::vector<double> delta(n);
   std::vector<int64_t> order(n);
@@ -21,11 +21,11 @@ void solve_two_classes(const Scores<T>& u, double mu, Output out) {
   }
   std::iota(order.begin(), order.end(), int64_t{0});
   std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return delta[a] < delta[b]; });
-  // cost(m) - sum_i c_i1 = prefix(m) + (mu/2) [m (m-1) + (n-m)(n-m-1)]
-  double half = 0.5 * mu, prefix = 0.0;
+  // cost(m) - sum_i c_i1 = prefix(m) + lambda' [m (m-1) + (n-m)(n-m-1)]
+  double prefix = 0.0;
   auto pairs = [&](int64_t m) {
     double a = static_cast<double>(m), b = static_cast<double>(n - m);
-    return half * (a * (a - 1.0) + b * (b - 1.0));
+    return lam * (a * (a - 1.0) + b * (b - 1.0));
   };
   double best = pairs(0);
   int64_t best_m = 0;
@@ -36,7 +36,7 @@ void solve_two_classes(const Scores<T>& u, double mu, Output out) {
   }
   for (int64_t r = 0; r < n; ++r) out.labels[order[r]] = r < best_m ? 0 : 1;
   if (out.prices) {
-    Certificate c = certify(u, 0.5 * mu, out.labels, default_tolerance(u, 0.5 * mu), out.prices);
+    Certificate c = certify(u, lam, out.labels, default_tolerance(u, lam), out.prices);
     if (!c.optimal) throw std::logic_error("cascadevae: S = 2 solution failed its own certificate");
   }
 }

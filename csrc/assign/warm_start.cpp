@@ -99,6 +99,9 @@ void level_prices(std::vector<double>& prices, double mu, int64_t n) {
 }
 
 template <typename T>
+void warm(const Scores<T>& u, double mu, Output out, uint64_t seed);
+
+template <typename T>
 std::vector<double> subsample_prices(const Scores<T>& u, double mu, uint64_t seed) {
   const int64_t n = u.n, S = u.S, m = n / 4;
   std::vector<int64_t> pick(n);
@@ -111,20 +114,16 @@ std::vector<double> subsample_prices(const Scores<T>& u, double mu, uint64_t see
   for (int64_t r = 0; r < m; ++r) std::memcpy(&sub[r * S], u.row(pick[r]), sizeof(T) * S);
   std::vector<int64_t> sub_labels(m);
   std::vector<double> prices(S);
-  solve_warm(Scores<T>{sub.data(), m, S, S}, mu * (static_cast<double>(n) / static_cast<double>(m)),
-             Output{sub_labels.data(), prices.data()}, seed + 1);
+  warm(Scores<T>{sub.data(), m, S, S}, mu * (static_cast<double>(n) / static_cast<double>(m)),
+       Output{sub_labels.data(), prices.data()}, seed + 1);
   return prices;
 }
 
-}  // namespace
-
+// The warm-started solve for S >= 3 in terms of the flow step mu: the subsample's problem
+// scales mu itself (by n / m), so the recursion stays in mu and no step is ever halved back.
 template <typename T>
-void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
+void warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
   const int64_t n = u.n, S = u.S;
-  if (S <= 2) {
-    solve_ssp(u, mu, out);
-    return;
-  }
   if (mu == 0) {  // no penalty: every item simply takes its best class
     std::vector<double> zero(S, 0.0);
     assign_at_prices(u, zero, out.labels);
@@ -228,6 +227,17 @@ void solve_warm(const Scores<T>& u, double mu, Output out, uint64_t seed) {
     }
   }
   if (out.prices) g.write_prices(out.prices);
+}
+
+}  // namespace
+
+template <typename T>
+void solve_warm(const Scores<T>& u, double lam, Output out, uint64_t seed) {
+  if (u.S <= 2) {
+    solve_ssp(u, lam, out);
+    return;
+  }
+  warm(u, marginal_step(lam), out, seed);
 }
 
 template void solve_warm<float>(const Scores<float>&, double, Output, uint64_t);

@@ -1,22 +1,20 @@
-// Python bindings of the assignment solver and its certificate: argument checks and
-// conversion only; the algorithms live in csrc/assign/.
+// Python bindings of the assignment solver and its certificate: argument conversion and the
+// checks of Python objects (types, ndim, S = 0, lam as a number, labels) only; the checks of
+// the problem itself (scores, magnitudes, the method for S, num_threads), the batch's threads
+// and the algorithms live in csrc/assign/ (cvae::assign, resolve_method, check_problem).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <charconv>
-#include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <string>
+#include <vector>
 
 #include "assign/assign.hpp"
 #include "bindings/convert.hpp"
-#include "common/parallel.hpp"
 
 namespace cvae::bind {
 namespace {
 
-// A validated (G, n, S) view of u (G = 1 for 2-D input).
+// A (G, n, S) view of u (G = 1 for 2-D input), its type and shape checked.
 struct ScoresView {
   py::array array;  // keeps the buffer alive
   DType dtype;
@@ -27,63 +25,11 @@ struct ScoresView {
   Scores<T> problem(int64_t g) const {
     return Scores<T>{static_cast<const T*>(array.data()) + g * stride_g, n, S, stride_i};
   }
+  template <typename T>
+  ScoreBatch<T> batch() const {
+    return ScoreBatch<T>{static_cast<const T*>(array.data()), G, n, S, stride_g, stride_i, batched};
+  }
 };
-
-// The shortest decimal that reads back as x (e.g. 1e+300).
-std::string shortest(double x) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, r.ptr);
-}
-
-// Why a magnitude past kMaxMagnitude is refused, and the rescaling that brings `value` to
-// about 1.
-std::string magnitude_advice(double value) {
-  const std::string k = std::to_string(std::ilogb(value) + 1);
-  return "exceeds 2^512 (about 1.34e154), the largest magnitude cascadevae_ext accepts: past it sums of scores "
-         "and penalties could overflow double and give wrong labels. The optimal labels do not change when u and "
-         "lam are multiplied by the same positive factor: rescale both, e.g. assign(u * 2.0**-" + k +
-         ", lam * 2.0**-" + k + ") brings this value to about 1 (a power of two keeps every value exact)";
-}
-
-// Finite and |x| <= kMaxMagnitude. A finite float32 is below 2^128, so for float32 this is
-// the finiteness test alone.
-template <typename T>
-inline bool in_range(T x) {
-  if constexpr (sizeof(T) == sizeof(float)) return std::isfinite(x);
-  else return std::fabs(x) <= kMaxMagnitude;
-}
-
-// Every score finite and within kMaxMagnitude; the first one that is not is named.
-template <typename T>
-void require_in_range(const ScoresView& v) {
-  const T* base = static_cast<const T*>(v.array.data());
-  for (int64_t g = 0; g < v.G; ++g)
-    for (int64_t i = 0; i < v.n; ++i) {
-      const T* row = base + g * v.stride_g + i * v.stride_i;
-      bool ok = true;
-      for (int64_t k = 0; k < v.S; ++k) ok &= in_range(row[k]);
-      if (ok) continue;
-      for (int64_t k = 0; k < v.S; ++k)
-        if (!in_range(row[k])) {
-          std::string where = v.batched ? "u[" + std::to_string(g) + ", " + std::to_string(i) + ", " + std::to_string(k) + "]"
-                                        : "u[" + std::to_string(i) + ", " + std::to_string(k) + "]";
-          if (std::isfinite(row[k]))
-            throw py::value_error(where + " = " + shortest(static_cast<double>(row[k])) + " " +
-                                  magnitude_advice(static_cast<double>(row[k])));
-          std::string what = std::isnan(row[k]) ? "nan" : (row[k] > 0 ? "inf" : "-inf");
-          throw py::value_error("u must be finite, but " + where + " is " + what);
-        }
-    }
-}
-
-// lam * n, the scale of the penalty's marginal costs, within kMaxMagnitude.
-void require_penalty_in_range(double lam, int64_t n) {
-  const double scale = lam * static_cast<double>(n);
-  if (scale <= kMaxMagnitude) return;
-  throw py::value_error("lam * n = " + shortest(scale) + " (lam = " + shortest(lam) + ", n = " + std::to_string(n) +
-                        " items) " + magnitude_advice(scale));
-}
 
 ScoresView scores_view(py::handle u_obj, bool allow_batch) {
   py::array a = as_array(u_obj, "u");
@@ -109,11 +55,6 @@ ScoresView scores_view(py::handle u_obj, bool allow_batch) {
 // and re-taking it costs about as much as solving a 64 x 3 problem.
 bool worth_releasing_gil(const ScoresView& v) { return v.G * v.n * v.S >= 16384; }
 
-// The checks every function makes on u (O(G n S), done without the GIL for large inputs).
-void check_scores(const ScoresView& v) {
-  if (v.dtype == DType::Float32) require_in_range<float>(v); else require_in_range<double>(v);
-}
-
 // Labels as a contiguous int64 array of length n, every value in [0, S).
 py::array_t<int64_t> labels_view(py::handle obj, int64_t n, int64_t S) {
   py::array a;
@@ -138,35 +79,6 @@ py::array_t<int64_t> labels_view(py::handle obj, int64_t n, int64_t S) {
   return l;
 }
 
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return buf;
-}
-
-// Picks LEMON for "auto" when S is too large for the condensed-graph solvers; refuses those
-// solvers by name with the reason.
-Method fit_method_to_classes(Method m, int64_t S) {
-  if (S <= kMaxCondensedClasses) return m;
-  std::string why = "u has S = " + std::to_string(S) + " classes; the condensed-graph solvers keep S x S tables (about " +
-                    gib(50.0 * static_cast<double>(S) * static_cast<double>(S)) + " per thread), so they stop at S = " +
-                    std::to_string(kMaxCondensedClasses);
-  if (m == Method::Auto) {
-    if (lemon_available()) return Method::Lemon;
-    throw py::value_error(why + ", and this build has no LEMON for larger S (apt-get install liblemon-dev, then reinstall)");
-  }
-  if (m == Method::SSP || m == Method::Warm || m == Method::DeviceCore) throw py::value_error(why + ": use method=\"lemon\"");
-  return m;
-}
-
-void require_certifiable(int64_t S) {
-  if (S > kMaxCertifyClasses)
-    throw py::value_error("u has S = " + std::to_string(S) + " classes: the negative-cycle test is O(S^3) and would take "
-                          "minutes past S = " + std::to_string(kMaxCertifyClasses) +
-                          "; certify with check_prices(u, lam, labels, prices) instead, O(nS), using the prices "
-                          "from assign(..., return_prices=True)");
-}
-
 Method method_arg(const std::string& name) {
   try {
     return parse_method(name);
@@ -175,41 +87,21 @@ Method method_arg(const std::string& name) {
   }
 }
 
-template <typename T>
-void solve_all(const ScoresView& v, double lam, Method m, int64_t* labels, double* prices, int threads) {
-  // Starting a thread costs tens of microseconds here: a batch of tiny problems (say 16 of
-  // 64 x 3, a few microseconds each) is faster on the calling thread alone.
-  if (threads == 0 && v.G * v.n * v.S < 32768) threads = 1;
-  parallel_for(v.G, threads, [&](int64_t g) {
-    solve<T>(v.problem<T>(g), lam, m, Output{labels + g * v.n, prices ? prices + g * v.S : nullptr});
-  });
-}
-
+// cvae::assign checks everything else (scores, lam * n, the method for S, num_threads) and
+// solves a batch on threads.
 py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& method, bool return_prices, int num_threads) {
   ScoresView v = scores_view(u_obj, true);
   double lam = as_nonnegative_real(lam_obj, "lam");
-  Method m = fit_method_to_classes(method_arg(method), v.S);
-  if (m == Method::Lemon && !lemon_available())
-    throw py::value_error(
-        "method=\"lemon\" needs the LEMON graph library, which this build of cascadevae_ext was compiled "
-        "without: install it (Debian/Ubuntu: apt-get install liblemon-dev) and reinstall cascadevae");
-  if (num_threads < 0) throw py::value_error("num_threads = " + std::to_string(num_threads) + " must be >= 0 (0: all cores)");
-  require_penalty_in_range(lam, v.n);
+  Method m = method_arg(method);
   std::vector<py::ssize_t> lshape = v.batched ? std::vector<py::ssize_t>{v.G, v.n} : std::vector<py::ssize_t>{v.n};
   std::vector<py::ssize_t> pshape = v.batched ? std::vector<py::ssize_t>{v.G, v.S} : std::vector<py::ssize_t>{v.S};
   py::array_t<int64_t> labels(lshape);
   py::array_t<double> prices;
   if (return_prices) prices = py::array_t<double>(pshape);
-  int64_t* lp = labels.mutable_data();
-  double* pp = return_prices ? prices.mutable_data() : nullptr;
+  Output out{labels.mutable_data(), return_prices ? prices.mutable_data() : nullptr};
   auto run = [&]() {
-    check_scores(v);
-    if (v.n == 0) {
-      if (pp) std::fill(pp, pp + v.G * v.S, 0.0);  // no items: every class empty, price 0 certifies
-      return;
-    }
-    if (v.dtype == DType::Float32) solve_all<float>(v, lam, m, lp, pp, num_threads);
-    else solve_all<double>(v, lam, m, lp, pp, num_threads);
+    if (v.dtype == DType::Float32) cvae::assign(v.batch<float>(), lam, m, out, num_threads);
+    else cvae::assign(v.batch<double>(), lam, m, out, num_threads);
   };
   if (worth_releasing_gil(v)) {
     py::gil_scoped_release release;
@@ -221,16 +113,19 @@ py::object assign(py::handle u_obj, py::handle lam_obj, const std::string& metho
   return std::move(labels);
 }
 
+// One (n, S) problem, checked by cvae::check_problem (without the GIL), handed to fn.
 template <typename Fn>
 auto with_problem(py::handle u_obj, double lam, Fn&& fn) {
   ScoresView v = scores_view(u_obj, false);
-  require_penalty_in_range(lam, v.n);
-  {
-    py::gil_scoped_release release;
-    check_scores(v);
-  }
-  if (v.dtype == DType::Float32) return fn(v, v.problem<float>(0));
-  return fn(v, v.problem<double>(0));
+  auto checked = [&](auto p) {
+    {
+      py::gil_scoped_release release;
+      check_problem(p, lam);
+    }
+    return fn(v, p);
+  };
+  if (v.dtype == DType::Float32) return checked(v.problem<float>(0));
+  return checked(v.problem<double>(0));
 }
 
 double atol_arg(py::handle atol, double fallback) {
@@ -269,12 +164,10 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       [](py::handle u_obj, py::handle lam_obj, const std::string& method) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         Method requested = method_arg(method);
-        return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) -> std::string {
-          Method m = fit_method_to_classes(requested, v.S);
-          if (m != Method::Auto) return method_name(m);
-          if (v.n == 0) return method_name(Method::SSP);
-          return method_name(choose_method(p, lam));
-        });
+        ScoresView v = scores_view(u_obj, false);
+        py::gil_scoped_release release;
+        if (v.dtype == DType::Float32) return std::string(method_name(cvae::resolve_method(v.problem<float>(0), lam, requested)));
+        return std::string(method_name(cvae::resolve_method(v.problem<double>(0), lam, requested)));
       },
       py::arg("u"), py::arg("lam"), py::arg("method") = "auto",
       "The concrete method assign(u, lam, method) runs (resolves \"auto\").");
@@ -296,7 +189,7 @@ num_threads: threads for a batch (0: all cores, or one thread when the whole bat
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
-          require_certifiable(v.S);
+          check_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
           py::gil_scoped_release release;
@@ -314,7 +207,7 @@ items along a cycle of classes improves the objective by more than atol
       [](py::handle u_obj, py::handle lam_obj, py::handle labels_obj, py::handle atol_obj) {
         double lam = as_nonnegative_real(lam_obj, "lam");
         return with_problem(u_obj, lam, [&](const ScoresView& v, auto p) {
-          require_certifiable(v.S);
+          check_certifiable(v.S);
           auto l = labels_view(labels_obj, v.n, v.S);
           double atol = atol_arg(atol_obj, default_tolerance(p, lam));
           py::array_t<double> prices(v.S);
