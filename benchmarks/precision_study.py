@@ -74,7 +74,7 @@ def label_agreement(run: Path, batches: int, seed: int, initial: bool) -> dict:
     model, state = load_model(rd, torch.device("cpu"))
     if initial:  # the same architecture at the run's initial parameters
         torch.manual_seed(state["config"]["seed"])
-        model = build_model(model.config)
+        model = build_model(model.config, model.image_size)
     model.eval()
     info = rd.read_json("run.json")
     ds = data_mod.load(info["dataset"])
