@@ -29,6 +29,9 @@ so that the two selections' reports of the same runs can sit side by side. ``--s
 writes the results tables of :mod:`cascadevae.report_both`: both selections, the paper's numbers
 and a k-means row, side by side.
 """
+# One concept, grouping and tabulating evaluated runs, at about 500 lines: its Markdown
+# rendering lives in report_markdown.py, the paper's numbers in paper_tables.py, the two-selection
+# report in report_both.py.
 from __future__ import annotations
 
 import argparse
@@ -46,6 +49,7 @@ from .evaluate import BEST_BY_LABEL_FILE, EVAL_FILE, SELECTION_BEST, SELECTION_F
 from .config import TrainConfig
 from .models import MODELS
 from .presets import PRESETS
+from .report_markdown import _budget_line, _protocol_line, _row, render_markdown  # noqa: F401
 from .run_dir import CONFIG_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_bytes, atomic_write_json
 
 STD_DDOF = 1
@@ -238,8 +242,9 @@ def beta_label(cfg: TrainConfig) -> str:
 
 def _group(key: Tuple, runs: List[Run], selection: Selection,
            strict: bool) -> Dict[str, Any]:
-    dataset, model, m, S, iterations = key
-    name = f"{model} m={m} S={S} iterations={iterations}"
+    dataset, model, m, S, iterations = key[:5]
+    setting = key[5] if len(key) > 5 else ""
+    name = f"{model} m={m} S={S} iterations={iterations}" + (f" {setting}" if setting else "")
     warnings: List[str] = []
     for field in PROTOCOL_FIELDS:
         values = _distinct(runs, field)
@@ -286,7 +291,7 @@ def _group(key: Tuple, runs: List[Run], selection: Selection,
             metrics[mt.key] = summarize(values, mt.best)
     betas = sorted({beta_label(r.config) for r in runs})
     return {"dataset": dataset, "model": model, "model_name": MODEL_NAMES.get(model, model),
-            "m": m, "S": S, "iterations": iterations,
+            "m": m, "S": S, "iterations": iterations, "setting": setting,
             "beta": betas[0] if len(betas) == 1 else "mixed",
             "num_runs": len(runs), "seeds": sorted(seeds), "metrics": metrics,
             "warnings": warnings, "runs": per_run}
@@ -297,8 +302,44 @@ def _model_rank(model: str) -> Tuple[int, str]:
     return (names.index(model) if model in names else len(names), model)
 
 
+def _split_by_setting(by_key: Dict[Tuple, List[Run]]) -> Dict[Tuple, List[Run]]:
+    """Groups split by the config fields their runs differ in (a sweep's settings): the key
+    gains a label such as "tc_weight=10, beta=1"."""
+    out: Dict[Tuple, List[Run]] = {}
+    for key, runs in by_key.items():
+        configs = [_flat_config(r.config) for r in runs]
+        fields = sorted(f for f in configs[0] if f not in FREE_CONFIG_FIELDS
+                        and len({_jsonable(c.get(f)) for c in configs}) > 1)
+        for r, c in zip(runs, configs):
+            label = ", ".join(f"{f.replace('model.', '')}={c.get(f)}" for f in fields)
+            out.setdefault(key + (label,), []).append(r)
+    return out
+
+
+def best_settings(report: Dict[str, Any], metric: str) -> List[Dict[str, Any]]:
+    """Per table and model (and m, S, iterations), the setting with the best mean ``metric``
+    over seeds: the paper's way of choosing FactorVAE's beta and gamma."""
+    chosen = []
+    for table in report["tables"]:
+        families: Dict[Tuple, List[Dict[str, Any]]] = {}
+        for g in table["groups"]:
+            if metric in g["metrics"]:
+                families.setdefault((g["model"], g["m"], g["S"], g["iterations"]), []).append(g)
+        for fam, groups in families.items():
+            best = max(groups, key=lambda g: g["metrics"][metric]["mean"])
+            chosen.append({"dataset": table["dataset"], "model": best["model_name"],
+                           "m": best["m"], "S": best["S"], "iterations": best["iterations"],
+                           "setting": best["setting"], "metric": metric,
+                           "mean": best["metrics"][metric]["mean"],
+                           "std": best["metrics"][metric]["std"],
+                           "seeds": best["num_runs"], "settings_compared": len(groups),
+                           "all": {g["setting"]: g["metrics"][metric]["mean"] for g in groups}})
+    return chosen
+
+
 def build_report(runs: Sequence[Run], selection: Selection, skipped: Sequence[str] = (),
-                 strict: bool = False, title: Optional[str] = None) -> Dict[str, Any]:
+                 strict: bool = False, title: Optional[str] = None,
+                 split_settings: bool = False) -> Dict[str, Any]:
     """The report.json dict: header, then one table per dataset, each a list of groups."""
     if not runs:
         raise ReportError(f"no run has {selection.eval_file} ({selection.label}) to report"
@@ -306,6 +347,8 @@ def build_report(runs: Sequence[Run], selection: Selection, skipped: Sequence[st
     by_key: Dict[Tuple, List[Run]] = {}
     for r in runs:
         by_key.setdefault(r.key, []).append(r)
+    if split_settings:
+        by_key = _split_by_setting(by_key)
     tables: Dict[str, Dict[str, Any]] = {}
     for key in sorted(by_key, key=lambda k: (k[0], _model_rank(k[1]), k[2:])):
         dataset = key[0]
@@ -329,90 +372,6 @@ def build_report(runs: Sequence[Run], selection: Selection, skipped: Sequence[st
 
 
 # ---- Markdown -------------------------------------------------------------------------------
-
-def _cell(stats: Optional[Dict[str, Any]], digits: int, num_runs: int) -> Tuple[str, str]:
-    """('mean (std)', 'best') cells; n is shown when fewer runs than the group's have it."""
-    if not stats:
-        return "", ""
-    std = "n/a" if stats["std"] is None else f"{stats['std']:.{digits}f}"
-    text = f"{stats['mean']:.{digits}f} ({std})"
-    if stats["n"] < num_runs:
-        text += f" [n={stats['n']}]"
-    best = "" if stats.get("best") is None else f"{stats['best']:.{digits}f}"
-    return text, best
-
-
-def _row(cells: Sequence[Any]) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
-def _budget_line(table: Dict[str, Any]) -> str:
-    parts = []
-    for it, preset, scale in sorted({(g["iterations"], r["preset"], r["budget_scale"])
-                                     for g in table["groups"] for r in g["runs"]},
-                                    key=lambda e: (e[0], str(e[1]), e[2])):
-        text = str(it)
-        if scale != 1.0:
-            base = PRESETS[preset].iterations if preset in PRESETS else None
-            text += (f" (preset {preset} scaled by budget_scale {scale:.4g}"
-                     + (f" from its {base}" if base is not None else "")
-                     + ", r and t_d with it: not the paper's schedule)")
-        parts.append(text)
-    text = f"Iterations per run: {', '.join(dict.fromkeys(parts))}"
-    if table["paper_iterations"] is not None:
-        text += (f". The paper's budget on {table['config_dataset']}: "
-                 f"{table['paper_iterations']} iterations (appendix B)")
-    return text + "."
-
-
-def _protocol_line(table: Dict[str, Any]) -> str:
-    parts = [f"{f}={' / '.join(str(x) for x in v)}" for f, v in table["protocol"].items()]
-    return "Protocol: " + ("; ".join(parts) if parts else "(not recorded)") + "."
-
-
-def render_markdown(report: Dict[str, Any], runs_table: bool = True) -> str:
-    sel = report["selection"]
-    lines = [f"# {report['title'] or 'CascadeVAE report'} ({sel})", "",
-             f"- Checkpoint selection: {sel} (each run's {report['eval_file']})"
-             + ("; label-based: the checkpoint was chosen with the ground-truth labels, as the "
-                "official code does, so these are not unsupervised results"
-                if report["selection_option"] == "best-by-label" else "") + ".",
-             f"- Mean (std) over seeds; {report['std_note']}. Best: {report['best']}. TC, KL "
-             "and MI in nats; disentanglement score and accuracy in 0-100."]
-    for msg in report["skipped"]:
-        lines.append(f"- Skipped: {msg}")
-    for table in report["tables"]:
-        mets = [mt for mt in METRICS if mt.key in table["metrics"]]
-        lines += ["", f"## {table['dataset']}", "", _budget_line(table), "",
-                  _protocol_line(table)]
-        warnings = [w for g in table["groups"] for w in g["warnings"]]
-        if warnings:
-            lines.append("")
-            lines += [f"- **Warning**: {w}" for w in warnings]
-        head = ["model", "beta", "m", "S", "iterations", "seeds"]
-        for mt in mets:
-            head += [f"{mt.column} mean (std)"] + ([f"{mt.column} best"] if mt.best else [])
-        lines += ["", _row(head), _row(["---"] * len(head))]
-        for g in table["groups"]:
-            cells = [g["model_name"], g["beta"], g["m"], g["S"], g["iterations"], g["num_runs"]]
-            for mt in mets:
-                mean_std, best = _cell(g["metrics"].get(mt.key), mt.digits, g["num_runs"])
-                cells += [mean_std] + ([best] if mt.best else [])
-            lines.append(_row(cells))
-        if runs_table:
-            head = ["run", "model", "m", "S", "seed", "t"] + [mt.column for mt in mets]
-            lines += ["", f"### {table['dataset']}: runs", "", _row(head),
-                      _row(["---"] * len(head))]
-            for g in table["groups"]:
-                for r in g["runs"]:
-                    lines.append(_row([r["run_dir"], g["model_name"], g["m"], g["S"], r["seed"],
-                                       r["t"]] + ["" if r[mt.key] is None
-                                                  else f"{r[mt.key]:.{mt.digits}f}"
-                                                  for mt in mets]))
-    if report["figures"]:
-        lines += ["", "Figures: " + ", ".join(report["figures"])]
-    return "\n".join(lines) + "\n"
-
 
 # ---- figure ---------------------------------------------------------------------------------
 
@@ -465,13 +424,18 @@ def default_out_dir(first_arg: "os.PathLike[str] | str") -> Path:
 
 def report_runs(paths: Sequence["os.PathLike[str] | str"], selection: str = "final",
                 out_dir=None, title: Optional[str] = None, strict: bool = False,
-                figure: bool = True) -> Tuple[Dict[str, Any], str, List[Path]]:
-    """Read, tabulate and write; returns (report dict, Markdown, files written)."""
+                figure: bool = True, best_setting: Optional[str] = None
+                ) -> Tuple[Dict[str, Any], str, List[Path]]:
+    """Read, tabulate and write; returns (report dict, Markdown, files written).
+    ``best_setting`` (a metric key): split groups by setting and pick the best per model."""
     sel = SELECTIONS[selection]
     runs, skipped = load_runs(find_run_dirs(paths), sel, strict)
     for msg in skipped:
         print(f"warning: skipping {msg}", file=sys.stderr)
-    report = build_report(runs, sel, skipped, strict, title)
+    report = build_report(runs, sel, skipped, strict, title,
+                          split_settings=best_setting is not None)
+    if best_setting is not None:
+        report["best_settings"] = best_settings(report, best_setting)
     out = Path(out_dir) if out_dir is not None else default_out_dir(paths[0])
     out.mkdir(parents=True, exist_ok=True)
     if figure:
@@ -500,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="refuse runs without the evaluation "
                    "file and groups whose runs were evaluated differently")
     p.add_argument("--no-figure", action="store_true", help="do not draw tc_vs_score.png")
+    p.add_argument("--best-setting", nargs="?", const="disentanglement_score", metavar="METRIC",
+                   help="a sweep: one row per setting, and the best setting per model by the "
+                        "mean METRIC over seeds (default disentanglement_score; e.g. "
+                        "accuracy_unsupervised)")
     return p
 
 
@@ -513,7 +481,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("\nwrote " + ", ".join(str(f) for f in files))
             return 0
         report, text, files = report_runs(args.run_dirs, args.selection, args.out, args.title,
-                                          args.strict, figure=not args.no_figure)
+                                          args.strict, figure=not args.no_figure,
+                                          best_setting=args.best_setting)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

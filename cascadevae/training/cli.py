@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-from", choices=("holdout", "t10k"),
                    help="MNIST / FashionMNIST: the test split is the held-out part of the "
                         "training file (default) or the t10k files (then train on all of it)")
+    p.add_argument("--seeds", metavar="LIST",
+                   help="train several seeds together in one process (e.g. 1-4 or 1,3,5): each "
+                        "an ordinary run in OUT/seed-K, their discrete steps solved in one "
+                        "batched assign call (see cascadevae.training.group)")
     p.add_argument("--debug", action="store_true",
                    help=f"print the full traceback of an error (also ${DEBUG_ENV}=1)")
     return p
@@ -265,7 +270,20 @@ def _main(parser, args, argv, created: List[str]) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     device = resolve_device(args.device)
+    from . import distributed
+    world = distributed.world_from_env()
+    if world is not None:
+        if args.seeds or args.device_step:
+            raise CommandError("a torchrun launch trains one model data-parallel: no --seeds or "
+                               "--device-step")
+        if device.type == "cuda":
+            device = torch.device("cuda", world["local_rank"])
+            torch.cuda.set_device(device)
+        distributed.init(device)
 
+    if args.seeds or (args.resume and not os.path.exists(os.path.join(args.resume, "config.json"))
+                      and sorted(Path(args.resume).glob("seed-*/config.json"))):
+        return _main_group(parser, args, argv, device, created)
     if args.resume:
         run = RunDir(args.resume)
         if not run.config_path.exists():
@@ -287,6 +305,11 @@ def _main(parser, args, argv, created: List[str]) -> int:
             parser.error(f"--{'' if args.compile else 'no-'}compile differs from the run's "
                          f"compile={cfg.compile} (config.json); a resumed run keeps it")
         info = run.read_json("run.json")
+        ranks = 1 if world is None else world["world_size"]
+        if int(info.get("world_size", 1)) != ranks and (world is None or world["rank"] == 0):
+            say(f"warning: the run was trained on {info.get('world_size', 1)} process(es), this "
+                f"resume uses {ranks}: it continues correctly (the same global batches and z) "
+                "but not bitwise as the uninterrupted run")
         done = run.summary_path.exists() and run.read_json("summary.json").get("status")
         if done == "finished" and run.has_checkpoint() and \
                 int(run.load_checkpoint()["t"]) >= cfg.iterations:
@@ -337,7 +360,8 @@ def _main(parser, args, argv, created: List[str]) -> int:
         parser.error(f"--device-step graphs needs a CUDA device, got {device}")
     for note in notes:
         say(note)
-    threads = args.threads or acceleration.default_threads()
+    threads = args.threads or max(1, acceleration.default_threads() // (world or {}).get(
+        "world_size", 1))
     torch.set_num_threads(threads)
     dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name))
     say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
@@ -352,20 +376,93 @@ def _main(parser, args, argv, created: List[str]) -> int:
                 "compilation (--no-compile silences this)")
             cfg = cfg.replace(compile=False)
 
+    if world is not None and world["rank"] != 0:
+        options.progress = False
     if args.resume:
         session = Session.resumed(run, cfg, dataset, data_name=data_name, image_size=image_size,
-                                  device=device, options=options)
+                                  device=device, options=options, world=world)
     else:
         session = Session.new(cfg, dataset, data_name=data_name, image_size=image_size, out=out,
                               device=device, options=options, threads=threads,
                               data_dir=data_dir, lazy=lazy, preset=args.preset,
                               command="python -m cascadevae.train " + shlex.join(argv),
-                              data_options=data_options(cfg, data_name))
+                              data_options=data_options(cfg, data_name), world=world)
     trainer = session.trainer
     say(f"run directory: {session.run.path}  device: {device}  model: {cfg.model_name}  "
         f"iterations: {cfg.iterations}")
     say(f"precision {trainer.cfg.precision}, compile {'on' if trainer.cfg.compile else 'off'}, "
         f"{threads} thread{'s' if threads > 1 else ''}"
         + ("" if args.resume else f" (requested precision {cfg.precision}, compile "
-           f"{cfg.compile}; see docs/performance.md)"))
-    return session.train()
+           f"{cfg.compile}; see docs/performance.md)")
+        + ("" if world is None else f"; rank {world['rank']} of {world['world_size']}, "
+           f"{cfg.batch_size // world['world_size']} of the batch's {cfg.batch_size} images"))
+    code = session.train()
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return code
+
+
+def _main_group(parser, args, argv, device, created: List[str]) -> int:
+    """--seeds: one Session per seed in OUT/seed-K, trained together (training.group); a
+    group is resumed by --resume OUT."""
+    from ..sweep import parse_seeds
+    from .group import train_group
+    if args.device_step:
+        parser.error("--seeds runs the eager step; --device-step is for single runs")
+    threads = args.threads or acceleration.default_threads()
+    torch.set_num_threads(threads)
+    if args.resume:
+        if args.seeds:
+            parser.error("--resume OUT continues the seeds already in OUT: no --seeds")
+        dirs = [p.parent for p in sorted(Path(args.resume).glob("seed-*/config.json"))]
+        info = RunDir(dirs[0]).read_json("run.json")
+        cfgs = [TrainConfig.load(d) for d in dirs]
+        data_name, image_size = info["dataset"], int(info["image_size"])
+        dataset = load_dataset(data_name, info.get("data_dir"), bool(info.get("lazy_data")),
+                               info.get("data_options", {}))
+        sessions = []
+        for d, cfg in zip(dirs, cfgs):
+            run_info = RunDir(d).read_json("run.json")
+            for flag in ("log_every", "checkpoint_every", "mi_every"):
+                if getattr(args, flag) is None:
+                    setattr(args, flag, run_info.get(flag))
+            args.keep_checkpoints = args.keep_checkpoints or bool(run_info.get("keep_checkpoints"))
+            sessions.append(Session.resumed(RunDir(d), cfg, dataset, data_name=data_name,
+                                            image_size=image_size, device=device,
+                                            options=_options(args)))
+    else:
+        try:
+            seeds = parse_seeds(args.seeds)
+            if args.seed is not None:
+                raise ValueError("--seeds and --seed: give one of them")
+            cfg, data_name, notes = resolve_config(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+        out = args.out or os.path.join(
+            "runs", f"{args.preset}-{data_name}-seeds-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise CommandError(f"--out {out!r} is a file; give a directory for the seeds' runs")
+        for note in notes:
+            say(note)
+        image_size = data_mod.image_size(cfg.dataset)
+        dataset = load_dataset(data_name, args.data_dir, args.lazy_data,
+                               data_options(cfg, data_name))
+        if not os.path.exists(out):
+            created.append(out)
+        sessions = []
+        for k, seed in enumerate(seeds):
+            opts = _options(args)
+            opts.progress = opts.progress and k == 0   # one progress bar, the first seed's
+            sessions.append(Session.new(
+                cfg.replace(seed=seed), dataset, data_name=data_name, image_size=image_size,
+                out=os.path.join(out, f"seed-{seed}"), device=device, options=opts,
+                threads=threads, data_dir=args.data_dir, lazy=args.lazy_data,
+                preset=args.preset, command="python -m cascadevae.train " + shlex.join(argv),
+                data_options=data_options(cfg, data_name)))
+    say(f"dataset: {data_name} ({len(dataset)} images) from {dataset.source}")
+    say(f"{len(sessions)} seeds ({', '.join(str(s.trainer.cfg.seed) for s in sessions)}) in "
+        f"one process, {threads} thread{'s' if threads > 1 else ''}: "
+        + ", ".join(str(s.run.path) for s in sessions))
+    codes = train_group(sessions)
+    return max(codes)

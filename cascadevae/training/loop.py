@@ -111,6 +111,8 @@ class Loop:
         self.message = ""
         self.signals = Signals()
         self.signal_name: Optional[str] = None
+        #: whether to stop after this update (a data-parallel run agrees across ranks)
+        self.should_stop = lambda: self.signals.hit is not None
 
     def wall(self) -> float:
         """Wall seconds of the whole run so far (earlier segments included)."""
@@ -131,6 +133,36 @@ class Loop:
         with self.signals.holding():
             self._each("on_checkpoint")
 
+    def after_update(self, rec: Optional[Dict[str, Any]]) -> None:
+        """What follows update ``trainer.t - 1``: read its record if something is due, call
+        the callbacks, checkpoint."""
+        trainer = self.trainer
+        trainer.end_update()
+        due = self.due(trainer.t)
+        if rec is None and (due.log or due.checkpoint):
+            rec = self.step.read(trainer)  # the only reads of a device step
+        self._each("on_update", rec)
+        if rec is not None:
+            self.last = rec
+            self._each("on_record", rec, due)
+            if due.checkpoint:
+                self.checkpoint()
+
+    def interrupted(self, signals: "Signals") -> str:
+        """After a KeyboardInterrupt: roll back a half-made update, checkpoint; 'interrupted'."""
+        trainer = self.trainer
+        self.signal_name = signals.name
+        if not trainer.rollback_interrupted():
+            # inside an update: the parameters may be half-updated, so keep the last
+            # checkpoint rather than writing this state
+            self.message = (f"interrupted during update t={trainer.t} "
+                            f"({self.signal_name}); kept the last checkpoint")
+        else:
+            self.checkpoint()
+            self.message = (f"interrupted after {trainer.t} updates ({self.signal_name}); "
+                            "checkpoint written")
+        return "interrupted"
+
     def run(self) -> str:
         """'finished' (reached ``end``), 'interrupted' or 'non-finite'; ``self.message`` says
         more for the last two."""
@@ -140,33 +172,12 @@ class Loop:
         with self.signals as signals:
             try:
                 while trainer.t < self.end:
-                    rec = self.step.update(trainer)
-                    trainer.end_update()
-                    done = trainer.t
-                    due = self.due(done)
-                    if rec is None and (due.log or due.checkpoint):
-                        rec = self.step.read(trainer)  # the only reads of a device step
-                    self._each("on_update", rec)
-                    if rec is not None:
-                        self.last = rec
-                        self._each("on_record", rec, due)
-                        if due.checkpoint:
-                            self.checkpoint()
-                    if signals.hit is not None and trainer.t < self.end:
+                    self.after_update(self.step.update(trainer))
+                    if trainer.t < self.end and self.should_stop():
                         raise KeyboardInterrupt
             except NonFiniteLoss as exc:
                 status, self.message = "non-finite", str(exc)
             except KeyboardInterrupt:
-                status = "interrupted"
-                self.signal_name = signals.name
-                if not trainer.rollback_interrupted():
-                    # inside an update: the parameters may be half-updated, so keep the last
-                    # checkpoint rather than writing this state
-                    self.message = (f"interrupted during update t={trainer.t} "
-                                    f"({self.signal_name}); kept the last checkpoint")
-                else:
-                    self.checkpoint()
-                    self.message = (f"interrupted after {trainer.t} updates ({self.signal_name}); "
-                                    "checkpoint written")
+                status = self.interrupted(signals)
         self._each("on_end", status)
         return status

@@ -56,9 +56,12 @@ class Session:
     """A run directory with its trainer, ready to train (:meth:`new` or :meth:`resumed`)."""
 
     def __init__(self, run: RunDir, trainer: Trainer, dataset, data_name: str,
-                 options: RunOptions, resumed: bool):
+                 options: RunOptions, resumed: bool, world: Optional[Dict[str, int]] = None):
         self.run, self.trainer, self.dataset = run, trainer, dataset
         self.data_name, self.options, self.resumed = data_name, options, resumed
+        # a torchrun launch (training.distributed): rank 0 alone writes the run directory
+        self.world = world
+        self.writes = world is None or world["rank"] == 0
         self.status: Optional[str] = None
         self.message = ""
         self.metrics: Optional[Dict[str, float]] = None
@@ -68,7 +71,14 @@ class Session:
     def new(cls, cfg: TrainConfig, dataset, *, data_name: str, image_size: int,
             out: os.PathLike, device: torch.device, options: RunOptions, threads: int,
             data_dir=None, lazy: bool = False, preset: str = "", command: str = "",
-            data_options: Optional[Dict[str, Any]] = None) -> "Session":
+            data_options: Optional[Dict[str, Any]] = None,
+            world: Optional[Dict[str, int]] = None) -> "Session":
+        if world is not None and world["rank"] != 0:   # another rank: nothing to write
+            if options.mi_every is None:
+                options.mi_every = default_mi_every(cfg.iterations, options.log_every)
+            trainer = Trainer(cfg, dataset, image_size, device)
+            return cls(RunDir(out, create=True), trainer, dataset, data_name, options,
+                       resumed=False, world=world)
         run = RunDir(out, create=True)
         present = run.run_files()
         if present:
@@ -89,29 +99,37 @@ class Session:
             "keep_checkpoints": bool(options.keep_checkpoints),
             "precision": trainer.cfg.precision, "compile": trainer.cfg.compile,
             "threads": threads, "native_bf16": acceleration.native_bf16(device),
-            "command": command, "schedule": trainer.schedule.to_dict()})
-        return cls(run, trainer, dataset, data_name, options, resumed=False)
+            "command": command, "schedule": trainer.schedule.to_dict(),
+            "world_size": 1 if world is None else world["world_size"]})
+        return cls(run, trainer, dataset, data_name, options, resumed=False, world=world)
 
     @classmethod
     def resumed(cls, run: RunDir, cfg: TrainConfig, dataset, *, data_name: str,
-                image_size: int, device: torch.device, options: RunOptions) -> "Session":
+                image_size: int, device: torch.device, options: RunOptions,
+                world: Optional[Dict[str, int]] = None) -> "Session":
         trainer = Trainer(cfg, dataset, image_size, device)
-        run.remove_stale_temp()
+        writes = world is None or world["rank"] == 0
+        if writes:
+            run.remove_stale_temp()
         if run.has_checkpoint():
             trainer.load_state(run.load_checkpoint(map_location=device))
-            run.truncate_metrics(trainer.t)
-            cb.say(f"resuming {run.path} at t={trainer.t} of {cfg.iterations}")
+            if writes:
+                run.truncate_metrics(trainer.t)
+                cb.say(f"resuming {run.path} at t={trainer.t} of {cfg.iterations}")
         else:
             cb.say(f"no checkpoint in {run.path}: starting it from t=0")
-            run.truncate_metrics(0)
+            if writes:
+                run.truncate_metrics(0)
         if options.mi_every is None:
             options.mi_every = default_mi_every(cfg.iterations, options.log_every)
-        return cls(run, trainer, dataset, data_name, options, resumed=True)
+        return cls(run, trainer, dataset, data_name, options, resumed=True, world=world)
 
     # -- training -----------------------------------------------------------------------------
     def callbacks(self, step) -> List[cb.Callback]:
         o, run, trainer = self.options, self.run, self.trainer
         out: List[cb.Callback] = []
+        if not self.writes:
+            return out
         bar = None
         if o.progress:
             bar = cb.ProgressBar(trainer.cfg.iterations)
@@ -130,20 +148,39 @@ class Session:
                                   title=f"{trainer.cfg.model_name} on {self.data_name}"))
         return out
 
-    def train(self) -> int:
-        """Train to the end (or ``stop_at``), evaluate a finished run, write summary.json;
-        returns the command's exit code."""
-        o, trainer, run = self.options, self.trainer, self.run
-        step = EagerStep(trainer) if o.device_step is None else DeviceUpdate(trainer, o.device_step)
+    def make_loop(self) -> Loop:
+        """The step and the loop of this run (with its callbacks), not yet started."""
+        o, trainer = self.options, self.trainer
+        if self.world is not None:
+            from .distributed import DataParallelStep
+            step = DataParallelStep(trainer, self.world["rank"], self.world["world_size"])
+        elif o.device_step is None:
+            step = EagerStep(trainer)
+        else:
+            step = DeviceUpdate(trainer, o.device_step)
         if o.device_step:
             cb.say(f"device step: {o.device_step} (values read every {o.log_every} updates)")
-        cfg = trainer.cfg
-        end = cfg.iterations if o.stop_at is None else min(cfg.iterations, o.stop_at)
+        end = trainer.cfg.iterations if o.stop_at is None else min(trainer.cfg.iterations, o.stop_at)
         loop = Loop(trainer, step, end=end, log_every=o.log_every,
                     checkpoint_every=o.checkpoint_every, mi_every=o.mi_every or 0,
                     callbacks=self.callbacks(step))
+        if self.world is not None:   # every rank stops after the same update
+            from .distributed import agree_to_stop
+            loop.should_stop = lambda: agree_to_stop(loop.signals.hit is not None)
+        return loop
+
+    def train(self) -> int:
+        """Train to the end (or ``stop_at``), evaluate a finished run, write summary.json;
+        returns the command's exit code."""
+        loop = self.make_loop()
         started = time.time()
-        status = loop.run()
+        return self.finish(loop, loop.run(), started)
+
+    def finish(self, loop: Loop, status: str, started: float) -> int:
+        """After the loop: say how it ended, evaluate a finished run, write summary.json;
+        the exit code."""
+        o, trainer, run = self.options, self.trainer, self.run
+        cfg = trainer.cfg
         message, code = loop.message, EXIT_OK
         if status == "non-finite":
             code = EXIT_NONFINITE
@@ -160,6 +197,12 @@ class Session:
             message = (f"stopped after {trainer.t} updates (--stop-at); resume with: "
                        f"python -m cascadevae.train --resume {run.path}")
             cb.say(message)
+        if not self.writes:
+            self.status, self.message = status, message
+            return code
+        if self.world is not None:   # the other ranks are done: evaluate alone
+            import torch.distributed as dist
+            dist.destroy_process_group()
         if status == "finished" and o.evaluate:
             self.metrics = self._final_evaluation()
         self.status, self.message = status, message

@@ -106,6 +106,17 @@ class EagerStep:
                                 float("nan")) from None
 
     def _update(self, trainer) -> Dict[str, Any]:
+        pending = self.begin(trainer)
+        with self._networks(trainer):
+            d = self._codes(trainer.model, pending["x"], pending["post"].z, pending["t"])
+        return self.finish(trainer, pending, d)
+
+    # The two halves of an update, for a group of seeds whose discrete steps are solved in one
+    # batched assign call (cascadevae.training.group): begin() up to the scores u, finish()
+    # from the codes on. begin + codes + finish is exactly _update.
+    def begin(self, trainer, scores: bool = False) -> Dict[str, Any]:
+        """Draw the batch and z of update t (and with ``scores`` the discrete step's u when
+        the code is active)."""
         t, cfg, model, sched = trainer.t, trainer.cfg, trainer.model, trainer.schedule
         trainer.begin_update()
         if cfg.fresh_optimizer_per_stage and sched.optimizer_reset(t):
@@ -113,11 +124,22 @@ class EagerStep:
         x = trainer.draw_batch()
         model.train()
         model.set_iteration(t)
-        on = model.code_active(t)
-        betas = sched.betas(t)
+        pending = {"t": t, "x": x, "on": model.code_active(t), "betas": sched.betas(t), "u": None}
         with self._networks(trainer):
-            post = model.posterior(x, generator=trainer.z_gen)
-            d = self._codes(model, x, post.z, t)
+            pending["post"] = model.posterior(x, generator=trainer.z_gen)
+            if scores and model.uses_discrete_step and pending["on"]:
+                from ..models.discrete import code_loglik
+                z = pending["post"].z
+                if not bool(torch.isfinite(z).all()):
+                    raise NonFiniteLoss(t, "z (the discrete step's input)", float("nan"))
+                pending["u"] = code_loglik(model, x, z)
+        return pending
+
+    def finish(self, trainer, pending: Dict[str, Any], d) -> Dict[str, Any]:
+        """The loss with codes d, backward, Adam, the extra update; the record of update t."""
+        t, model, sched = pending["t"], trainer.model, trainer.schedule
+        x, post, betas, on = pending["x"], pending["post"], pending["betas"], pending["on"]
+        with self._networks(trainer):
             terms = model.loss_terms(x, d, betas, posterior=post)
         for name in ("recon", "kl", "loss"):
             value = float(terms[name].detach())

@@ -1,0 +1,62 @@
+"""torchrun data-parallel training on the CPU (gloo, 2 processes): it equals a single-process
+run on the concatenated batch (the same exact global assignment, the same class counts, losses
+and weights up to float summation order), and a run resumed with the same world size is
+bitwise the uninterrupted one."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cascadevae import train
+from cascadevae.run_dir import RunDir
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--preset", "mnist", "--dataset", "mnist5k", "--set", "batch_size=8", "--no-progress",
+        "--mi-every", "0", "--no-figures", "--no-eval", "--log-every", "1", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+
+
+def torchrun(*args, timeout=240):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "cascadevae.train", *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    return res
+
+
+def test_two_processes_equal_one_on_the_concatenated_batch(tmp_path):
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    res = torchrun(*ARGS, "--iters", "6", "--no-compile", "--out", str(ddp))
+    assert "rank 1 of 2, 4 of the batch's 8 images" in res.stdout
+    assert train.main(ARGS + ["--iters", "6", "--out", str(single)]) == 0
+    a, b = RunDir(ddp).read_metrics(), RunDir(single).read_metrics()
+    assert [r["t"] for r in a] == [r["t"] for r in b] == list(range(6))
+    for ra, rb in zip(a, b):
+        # every rank solved the one assignment of the whole batch: the labels' class counts
+        # are those of the single process's assignment, update after update
+        assert ra["class_counts"] == rb["class_counts"]
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+    pa, pb = RunDir(ddp).load_checkpoint()["model"], RunDir(single).load_checkpoint()["model"]
+    for k in pa:
+        assert torch.allclose(pa[k], pb[k], rtol=1e-3, atol=1e-4), k
+    assert RunDir(ddp).read_json("run.json")["world_size"] == 2
+
+
+def test_resume_with_the_same_world_size_is_exact(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    torchrun(*ARGS, "--iters", "6", "--no-compile", "--out", str(full))
+    torchrun(*ARGS, "--iters", "6", "--no-compile", "--out", str(part), "--stop-at", "3")
+    assert RunDir(part).load_checkpoint()["t"] == 3
+    torchrun("--resume", str(part), "--no-progress", "--no-eval")
+    pa, pb = RunDir(full).load_checkpoint()["model"], RunDir(part).load_checkpoint()["model"]
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert [r["loss"] for r in RunDir(full).read_metrics()] == \
+        [r["loss"] for r in RunDir(part).read_metrics()]
