@@ -31,6 +31,9 @@ layout table behind cascadevae.models.conv_layout.
 
     python benchmarks/bench_train.py --threads 2 --iters 20
 """
+# About 640 lines: the 'previous' step rebuilt for the comparison, four timed columns per model,
+# the profile, the per-layer layout table and the whole-command and throughput timings, all in
+# one run so that their ratios come from the same machine state.
 from __future__ import annotations
 
 import argparse

@@ -39,6 +39,9 @@ points marked).
 (About 450 lines: one evaluation pass, the checkpoint selections built on it and their command
 line; the metrics themselves live in :mod:`cascadevae.metrics`.)
 """
+# About 480 lines: one evaluation (data, encoding, every metric), its history over kept
+# checkpoints, the label-based selection and the command line; the metrics themselves live in
+# cascadevae/metrics/.
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,6 @@
 // The condensed residual graph of the assignment flow: S class nodes plus the sink T.
+// (About 440 lines: the graph, its cached cheapest-move tables and their incremental updates
+// belong together, since every solver step touches all three.)
 //
 // The full flow graph (source -> items -> classes -> sink) has item nodes whose only
 // residual arcs are "leave my class k" (cost -c_jk) and "enter class l" (cost c_jl), so
