@@ -64,6 +64,14 @@ def test_a_group_stops_and_resumes_exactly(tmp_path):
         assert json.loads((part / f"seed-{k}" / "summary.json").read_text())["status"] == "finished"
 
 
+def test_seed_k_of_a_bf16_group_equals_the_single_bf16_run(tmp_path):
+    # each seed's networks run as in a single run, so bfloat16 autocast gives the same bits too
+    args = BASE + ["--preset", "mnist", "--iters", "4", "--precision", "bf16"]
+    assert train.main(args + ["--seeds", "1-2", "--out", str(tmp_path / "group")]) == 0
+    assert train.main(args + ["--seed", "2", "--out", str(tmp_path / "single")]) == 0
+    _same_run(tmp_path / "group" / "seed-2", tmp_path / "single")
+
+
 def test_seeds_and_seed_together_are_refused(tmp_path):
     with pytest.raises(SystemExit):
         train.main(BASE + ["--preset", "mnist", "--seeds", "1-2", "--seed", "3",
