@@ -12,7 +12,10 @@ row a group of runs (model, m, S, iterations) with, side by side and labelled:
 
 and, in every unsupervised-accuracy table, a k-means row (:func:`cascadevae.metrics.
 kmeans_accuracy`: raw pixels, k = the number of classes, 3 seeds), computed once per dataset
-and cached in the output folder. Written to OUT/report_both.md and .json. The two selections'
+and cached in the output folder. Written to OUT/report_both.md and .json, and, for every table
+whose runs kept checkpoints evaluated by ``evaluate --all-checkpoints``, a figure of the metric
+over training (OUT/history_DATASET_METRIC.png: each run's kept checkpoints, the paper's mean and
+the k-means mean as lines), which shows what the label-based selection picks from. The two selections'
 own reports (``--selection final`` / ``best-by-label``) carry the per-run values and the other
 metrics.
 """
@@ -107,6 +110,7 @@ def build_both(paths: Sequence, title: Optional[str] = None, kmeans: bool = True
                              "S": g["S"], "iterations": g["iterations"], "seeds": g["num_runs"],
                              "final": _stats(g, key), "best_by_label": _stats(b, key),
                              "best_by_label_seeds": None if b is None else b["num_runs"],
+                             "run_dirs": [str(r["run_dir"]) for r in g["runs"]],
                              "paper": None if p is None else {"mean": p.mean, "std": p.std,
                                                               "best": p.best, "table": p.table}})
             entry = {"dataset": table["dataset"], "config_dataset": table["config_dataset"],
@@ -120,6 +124,52 @@ def build_both(paths: Sequence, title: Optional[str] = None, kmeans: bool = True
                 entry["kmeans"] = kmeans_baseline(info, n, out / KMEANS_FILE)
             tables.append(entry)
     return {"title": title, "tables": tables, "std_note": STD_NOTE, "out": str(out)}
+
+
+def history_figure(table: Dict[str, Any], path: Path) -> bool:
+    """Draw the table's metric at every kept checkpoint of every run (eval_history.json), with
+    the paper's mean and the k-means mean as horizontal lines. False when no run has a history."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    key = table["metric"]
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    drawn = False
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(table["rows"]):
+        colour = colours[i % len(colours)]
+        for j, rd in enumerate(row["run_dirs"]):
+            hist = Path(rd) / "eval_history.json"
+            if not hist.is_file():
+                continue
+            points = sorted((e["t"], e[key]) for e in json.loads(hist.read_text()) if key in e)
+            if not points:
+                continue
+            t, v = zip(*points)
+            ax.plot(t, v, "-o", ms=3, color=colour, alpha=0.8,
+                    label=f"{row['model']} (m={row['m']})" if j == 0 else None)
+            drawn = True
+        paper = row["paper"]
+        if paper is not None:
+            ax.axhline(paper["mean"], color=colour, ls="--", lw=1,
+                       label=f"{row['model']}, paper mean ({paper['table']})")
+    if table.get("kmeans"):
+        ax.axhline(table["kmeans"]["kmeans_mean"], color="grey", ls=":", lw=1.5,
+                   label="k-means on pixels")
+    if drawn:
+        ax.set_xlabel("iteration (updates done)")
+        ax.set_ylabel(table["metric_name"])
+        ax.set_title(f"{table['dataset']}: {table['metric_name']} at every kept checkpoint")
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn
+
+
+def history_name(table: Dict[str, Any]) -> str:
+    return f"history_{table['dataset']}_{table['metric']}.png"
 
 
 def render_both(report: Dict[str, Any]) -> str:
@@ -164,6 +214,8 @@ def render_both(report: Dict[str, Any]) -> str:
                       f"on the {km['kmeans_num_test']} evaluation images against the "
                       f"{km['target']}, clusters matched one-to-one; seeds "
                       f"{km['kmeans_seeds']} ({km['kmeans_n_init']} restarts each)."]
+        if t.get("history_figure"):
+            lines += ["", f"![{t['metric_name']} over training]({t['history_figure']})"]
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +223,12 @@ def write_both(paths: Sequence, title: Optional[str] = None, kmeans: bool = True
                out_dir=None):
     report = build_both(paths, title, kmeans, out_dir)
     out = Path(report["out"])
+    figures = []
+    for t in report["tables"]:
+        if history_figure(t, out / history_name(t)):
+            t["history_figure"] = history_name(t)
+            figures.append(out / history_name(t))
     text = render_both(report)
     atomic_write_bytes(out / "report_both.md", text.encode("utf-8"))
     atomic_write_json(out / "report_both.json", report)
-    return report, text, [out / "report_both.md", out / "report_both.json"]
+    return report, text, [out / "report_both.md", out / "report_both.json"] + figures

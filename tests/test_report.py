@@ -270,6 +270,20 @@ def test_both_selections_side_by_side_with_the_paper(tmp_path):
     assert acc["rows"][0]["paper"]["mean"] == 78.84 and acc["kmeans"] is None
 
 
+def test_both_draws_the_metric_over_training_where_runs_have_a_history(tmp_path):
+    from cascadevae.report_both import write_both
+    root = tmp_path / "runs"
+    make_run(root, "c0", seed=0, disentanglement_score=80.0)
+    make_run(root, "b0", preset="beta-vae", disentanglement_score=50.0)
+    history = [{"t": t, "disentanglement_score": v} for t, v in ((100, 60.0), (200, 80.0))]
+    (root / "c0" / "eval_history.json").write_text(json.dumps(history))
+    report, text, files = write_both([root], kmeans=False)
+    png = root / "history_dsprites_disentanglement_score.png"
+    assert png in files and png.stat().st_size > 1000
+    assert "](history_dsprites_disentanglement_score.png)" in text
+    assert not (root / "history_dsprites_accuracy_unsupervised.png").exists()  # no history
+
+
 def test_kmeans_baseline_on_separable_pixels():
     from cascadevae.metrics import kmeans_accuracy
     rng = np.random.default_rng(0)
