@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The paper-budget runs of docs/results.md: evaluate every finished run, report them, and copy
+# the small outputs (JSON, figures; never checkpoints) into docs/results/paper-budget/.
+#
+#   bash docs/results/paper_budget.sh RUNS      # RUNS: the folder of run directories
+#
+# The runs themselves were trained one thread each, two at a time, outside the work tree, and
+# continued across working days with --resume (each run's exact command is in its run.json):
+#   python -m cascadevae.train --preset mnist --dataset mnist5k --seed K --threads 1 \
+#       --keep-checkpoints --checkpoint-every 10000 --no-eval --out RUNS/mnist5k/cascade-m10-sK
+#   python -m cascadevae.train --preset joint-vae-mnist --dataset mnist5k --seed K --iters 120000 \
+#       --threads 1 --keep-checkpoints --checkpoint-every 10000 --no-eval --out RUNS/mnist5k/joint-m10-sK
+#   python -m cascadevae.train --resume RUNS/mnist5k/cascade-m10-sK     # after an interruption
+set -euo pipefail
+RUNS=${1:?usage: paper_budget.sh RUNS}
+cd "$(dirname "$0")/../.."
+OUT=docs/results/paper-budget
+
+for dataset in mnist5k dsprites; do
+  [ -d "$RUNS/$dataset" ] || continue
+  found=0
+  for run in "$RUNS/$dataset"/*/; do
+    run=${run%/}
+    grep -q '"status": "finished"' "$run/summary.json" 2>/dev/null || continue   # still training
+    found=1
+    # the final checkpoint (eval.json) and the label-based selection over the kept checkpoints
+    [ -f "$run/eval_best_by_label.json" ] || python -m cascadevae.evaluate "$run" --best-by-label
+    dest="$OUT/$dataset/runs/$(basename "$run")"
+    mkdir -p "$dest"
+    cp "$run"/{config.json,run.json,summary.json,eval.json,eval_best_by_label.json,eval_history.json} "$dest/"
+    cp "$run"/figures/{information.png,eval_traversal.png,eval_discrete.png} "$dest/" 2>/dev/null || true
+  done
+  [ "$found" = 1 ] || continue
+  # every metric per run (final checkpoint), then both selections beside the paper's numbers
+  python -m cascadevae.report "$RUNS/$dataset" --out "$OUT/$dataset" \
+      --title "$dataset at the paper's budget, every metric"
+  python -m cascadevae.report "$RUNS/$dataset" --selection both --out "$OUT/$dataset" \
+      --title "$dataset at the paper's budget: final and best-by-label selections"
+done
