@@ -183,8 +183,14 @@ def load_runs(run_dirs: Sequence[Path], selection: Selection,
     for path in run_dirs:
         eval_path = path / selection.eval_file
         if not eval_path.is_file():
-            msg = (f"{path}: no {selection.eval_file} ({selection.label}); make it with "
-                   f"{evaluate_command(selection).replace('RUN_DIR', str(path))}")
+            summary = path / "summary.json"
+            status = _read_json(summary).get("status") if summary.is_file() else None
+            if status in (None, "interrupted", "stopped"):   # not trained to the end yet
+                msg = (f"{path}: still training (summary status {status or 'absent'}); "
+                       f"continue it with python -m cascadevae.train --resume {path}")
+            else:
+                msg = (f"{path}: no {selection.eval_file} ({selection.label}); make it with "
+                       f"{evaluate_command(selection).replace('RUN_DIR', str(path))}")
             if strict:
                 raise ReportError(msg)
             skipped.append(msg)

@@ -180,6 +180,17 @@ def test_run_without_evaluation_is_skipped_with_a_warning(tmp_path, capsys):
     assert "no run has eval.json" in capsys.readouterr().err
 
 
+def test_a_run_still_training_is_skipped_as_such(tmp_path, capsys):
+    root = tmp_path / "runs"
+    make_run(root, "a", disentanglement_score=90.0)
+    training = make_run(root, "b", eval_file=None)
+    (training / "summary.json").unlink()         # a run mid-way has no summary yet
+    assert report.main([str(root)]) == 0
+    err = capsys.readouterr().err
+    assert f"{training}: still training (summary status absent)" in err
+    assert f"python -m cascadevae.train --resume {training}" in err
+
+
 def test_directory_expansion_and_default_out(demo, tmp_path):
     found = report.find_run_dirs([demo, demo / "cascade-0"])
     assert [p.name for p in found] == ["beta-0", "beta-1", "cascade-0", "cascade-1",
