@@ -394,7 +394,8 @@ def figure_series(table: Dict[str, Any]):
         pts = [(r[TC], r[SCORE]) for r in g["runs"] if r[TC] is not None and r[SCORE] is not None]
         if pts:
             label = " ".join([g["model_name"]] + [f"{name}={g[f]}" for f, name in
-                             (("m", "m"), ("S", "S"), ("iterations", "it")) if varies(g, f)])
+                             (("m", "m"), ("S", "S"), ("iterations", "it")) if varies(g, f)]
+                             + ([g["setting"]] if g.get("setting") else []))  # a sweep's point
             series.append(Series(label, g["model"], pts))
     return series if sum(len(s.points) for s in series) >= 2 else []
 

@@ -65,3 +65,14 @@ def test_tiny_sweep_runs_and_reports_the_best_setting(tmp_path, monkeypatch, cap
     means = {g["setting"]: g["metrics"]["accuracy_unsupervised"]["mean"] for g in groups}
     assert best["setting"] == max(means, key=means.get) and best["settings_compared"] == 2
     assert "## Best setting per model" in text and "as the paper chose" in text
+
+
+def test_the_tc_figure_names_each_sweep_setting():
+    def group(setting, tc, score):
+        return {"model": "factor-vae", "model_name": "FactorVAE", "m": 10, "S": 0,
+                "iterations": 1000, "setting": setting,
+                "runs": [{report.TC: tc, report.SCORE: score}]}
+    table = {"groups": [group("beta=1.0, tc_weight=10.0", 3.2, 55.0),
+                        group("beta=2.0, tc_weight=10.0", 1.3, 47.0)]}
+    labels = [s.label for s in report.figure_series(table)]
+    assert labels == ["FactorVAE beta=1.0, tc_weight=10.0", "FactorVAE beta=2.0, tc_weight=10.0"]
