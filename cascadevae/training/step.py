@@ -36,6 +36,12 @@ class NonFiniteLoss(RuntimeError):
 BASE_TERMS = ("recon", "kl_per_dim", "kl", "loss")
 
 
+def _check_finite(values: torch.Tensor, t: int, what: str) -> None:
+    """Stop update t as non-finite (NonFiniteLoss) when ``values`` hold a NaN or infinity."""
+    if not bool(torch.isfinite(values).all()):
+        raise NonFiniteLoss(t, what, float("nan"))
+
+
 class EagerStep:
     """The update in plain torch (see the module docstring). With ``trainer.cfg.compile`` the
     encoder and decoder run compiled inside the update only (evaluation, figures and the
@@ -95,8 +101,8 @@ class EagerStep:
     def _codes(model, x, z, t):
         """The decoder's code for update t; non-finite values reaching the discrete step
         (from diverged parameters) stop the run the documented way, not in a kernel error."""
-        if model.uses_discrete_step and model.code_active(t) and not bool(torch.isfinite(z).all()):
-            raise NonFiniteLoss(t, "z (the discrete step's input)", float("nan"))
+        if model.uses_discrete_step and model.code_active(t):
+            _check_finite(z, t, "z (the discrete step's input)")
         try:
             return model.decoder_code(x, z, t, train=True)
         except ValueError:
@@ -130,9 +136,11 @@ class EagerStep:
             if scores and model.uses_discrete_step and pending["on"]:
                 from ..models.discrete import code_loglik
                 z = pending["post"].z
-                if not bool(torch.isfinite(z).all()):
-                    raise NonFiniteLoss(t, "z (the discrete step's input)", float("nan"))
-                pending["u"] = code_loglik(model, x, z)
+                _check_finite(z, t, "z (the discrete step's input)")
+                u = code_loglik(model, x, z)
+                # this seed stops the documented way, not the group's batched assign
+                _check_finite(u, t, "discrete-step scores u (non-finite parameters)")
+                pending["u"] = u
         return pending
 
     def finish(self, trainer, pending: Dict[str, Any], d) -> Dict[str, Any]:
