@@ -85,6 +85,22 @@ def test_all_checkpoints_and_best_by_label(tmp_path, capsys):
     assert history[-1]["accuracy_unsupervised"] == final["accuracy_unsupervised"]
 
 
+def test_history_reuses_the_final_evaluation_for_the_same_update(tmp_path, monkeypatch):
+    out = _train(tmp_path / "run", "--dataset", "mnist5k", "--keep-checkpoints")
+    opts = dict(max_images=100, progress=False)
+    final = evaluate.evaluate_run(out, **opts)
+    fresh = evaluate.evaluate_history(out, **opts)
+    calls = []
+    real = evaluate.evaluate_run
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: calls.append(k) or real(*a, **k))
+    reused = evaluate.evaluate_history(out, final=final, **opts)
+    assert len(calls) == 1 and [r["t"] for r in reused] == [3, 6]   # only t = 3 is evaluated
+    # the kept checkpoint of the last update holds checkpoint.pt's weights: same numbers
+    drop = ("eval_seconds",)
+    assert ({k: v for k, v in reused[-1].items() if k not in drop}
+            == {k: v for k, v in fresh[-1].items() if k not in drop})
+
+
 def test_all_checkpoints_needs_kept_weights(tmp_path):
     out = _train(tmp_path / "run", "--dataset", "mnist5k")
     with pytest.raises(SystemExit, match="--keep-checkpoints"):

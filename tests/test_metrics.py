@@ -284,3 +284,23 @@ def test_score_invariant_to_permuting_and_rescaling_dims():
     # the classifier moves with the dims: dim perm[j] of a is dim j of b
     assert b["disentanglement_dim_to_factor"] == [a["disentanglement_dim_to_factor"][p]
                                                   for p in perm]
+
+
+@pytest.mark.parametrize("n, m, dataset_size", [(40, 3, 40), (40, 3, 737280), (2, 1, 5)])
+def test_log_q_terms_equal_the_weighted_logsumexp_they_shortcut(n, m, dataset_size):
+    # the weights are applied as one off-diagonal constant plus a diagonal difference; check
+    # that against the plain log-sum-exp over the full (n, n) weight array
+    from scipy.special import logsumexp
+
+    from cascadevae.metrics._gaussian import log_q_terms, log_weights
+    rng = np.random.default_rng(n + m)
+    mu = rng.normal(size=(n, m))
+    std = np.exp(0.5 * rng.normal(size=(n, m)))
+    z = mu + std * rng.standard_normal((n, m))
+    lp = -0.5 * (((z[:, None] - mu[None]) / std[None]) ** 2 + np.log(2 * np.pi)) - np.log(std)[None]
+    w = log_weights(n, dataset_size)
+    own, joint, marg = log_q_terms(z, mu, std, dataset_size, chunk=7)
+    np.testing.assert_allclose(own, lp[np.arange(n), np.arange(n)], rtol=1e-12)
+    np.testing.assert_allclose(marg, logsumexp(lp + w[:, :, None], axis=1), rtol=1e-12)
+    np.testing.assert_allclose(joint, logsumexp(lp.sum(2) + w, axis=1), rtol=1e-12)
+    assert log_q_terms(z, mu, std, dataset_size, joint=False)[1] is None

@@ -151,6 +151,25 @@ def test_dsprites_lazy_and_overrides(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["image_size"] == 64
 
 
+@pytest.mark.parametrize("flag, expected", [("--no-progress", False), (None, None)])
+def test_no_progress_also_silences_the_data_loaders_bar(tmp_path, monkeypatch, flag, expected):
+    # a batch job's log should not fill with the dSprites renderer's progress bar
+    from cascadevae.training import cli
+    seen = {}
+    real_load = cli.data_mod.load
+
+    def load(name, **options):
+        seen.update(options)
+        return real_load(name, **options)
+
+    monkeypatch.setattr(cli.data_mod, "load", load)
+    args = ["--dataset", "dsprites", "--lazy-data", "--set", "batch_size=4", "--set",
+            "latent_dim=3", "--iters", "2", "--device", "cpu", "--out", str(tmp_path / "run"),
+            "--mi-every", "0", "--no-eval", "--no-figures"] + ([flag] if flag else [])
+    assert train.main(args) == 0
+    assert seen.get("progress") is expected and seen.get("lazy") is True
+
+
 def test_bad_override_and_existing_run(tmp_path):
     with pytest.raises(SystemExit):
         _run(tmp_path / "a", "--set", "no_such_field=1")

@@ -215,10 +215,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_dataset(data_name: str, data_dir: Optional[str], lazy: bool, options=None):
+#: the loaders that draw a progress bar of their own (rendering, reading, decoding)
+_LOADERS_WITH_PROGRESS = ("dsprites", "dsprites-real", "dsprites-procedural", "chairs")
+
+
+def load_dataset(data_name: str, data_dir: Optional[str], lazy: bool, options=None,
+                 progress: bool = True):
     options = dict(options or {})
     if lazy and data_name == "dsprites":
         options["lazy"] = True
+    if not progress and data_name in _LOADERS_WITH_PROGRESS:
+        # --no-progress is for logs and batch jobs: the loader's bar would fill them too
+        options["progress"] = False
     return data_mod.load(data_name, data_dir=data_dir, **options)
 
 
@@ -365,7 +373,8 @@ def _main(parser, args, argv, created: List[str]) -> int:
     threads = args.threads or max(1, acceleration.default_threads() // (world or {}).get(
         "world_size", 1))
     torch.set_num_threads(threads)
-    dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name))
+    dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name),
+                           progress=not args.no_progress and (world or {}).get("rank", 0) == 0)
     say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
         f"{dataset.source}")
     if tuple(dataset.image_shape[-2:]) != (image_size, image_size):
@@ -422,7 +431,7 @@ def _main_group(parser, args, argv, device, created: List[str]) -> int:
         cfgs = [TrainConfig.load(d) for d in dirs]
         data_name, image_size = info["dataset"], int(info["image_size"])
         dataset = load_dataset(data_name, info.get("data_dir"), bool(info.get("lazy_data")),
-                               info.get("data_options", {}))
+                               info.get("data_options", {}), progress=not args.no_progress)
         sessions = []
         for d, cfg in zip(dirs, cfgs):
             run_info = RunDir(d).read_json("run.json")
@@ -449,7 +458,7 @@ def _main_group(parser, args, argv, device, created: List[str]) -> int:
             say(note)
         image_size = data_mod.image_size(cfg.dataset)
         dataset = load_dataset(data_name, args.data_dir, args.lazy_data,
-                               data_options(cfg, data_name))
+                               data_options(cfg, data_name), progress=not args.no_progress)
         if not os.path.exists(out):
             created.append(out)
         sessions = []

@@ -2,7 +2,12 @@
 # The paper-budget runs of docs/results.md: evaluate every finished run, report them, and copy
 # the small outputs (JSON, figures; never checkpoints) into docs/results/paper-budget/.
 #
-#   bash docs/results/paper_budget.sh RUNS      # RUNS: the folder of run directories
+#   bash docs/results/paper_budget.sh RUNS [OUT [BUDGET]]
+#
+# RUNS: the folder of run directories (RUNS/mnist5k/*, RUNS/dsprites/*); OUT: where the
+# outputs go (default docs/results/paper-budget); BUDGET: the tables' title words (default
+# "at the paper's budget"). The dSprites runs of one working day used
+#   bash docs/results/paper_budget.sh RUNS docs/results/dsprites-2e4 "at 2e4 updates (1/15 of the paper's)"
 #
 # The runs themselves were trained one thread each, two at a time, outside the work tree, and
 # continued across working days with --resume (each run's exact command is in its run.json):
@@ -12,9 +17,10 @@
 #       --threads 1 --keep-checkpoints --checkpoint-every 10000 --no-eval --out RUNS/mnist5k/joint-m10-sK
 #   python -m cascadevae.train --resume RUNS/mnist5k/cascade-m10-sK     # after an interruption
 set -euo pipefail
-RUNS=${1:?usage: paper_budget.sh RUNS}
+RUNS=$(realpath "${1:?usage: paper_budget.sh RUNS [OUT [BUDGET]]}")
 cd "$(dirname "$0")/../.."
-OUT=docs/results/paper-budget
+OUT=${2:-docs/results/paper-budget}
+BUDGET=${3:-"at the paper's budget"}
 
 for dataset in mnist5k dsprites; do
   [ -d "$RUNS/$dataset" ] || continue
@@ -33,7 +39,7 @@ for dataset in mnist5k dsprites; do
   [ "$found" = 1 ] || continue
   # every metric per run (final checkpoint), then both selections beside the paper's numbers
   python -m cascadevae.report "$RUNS/$dataset" --out "$OUT/$dataset" \
-      --title "$dataset at the paper's budget, every metric"
+      --title "$dataset $BUDGET, every metric"
   python -m cascadevae.report "$RUNS/$dataset" --selection both --out "$OUT/$dataset" \
-      --title "$dataset at the paper's budget: final and best-by-label selections"
+      --title "$dataset $BUDGET: final and best-by-label selections"
 done
