@@ -29,7 +29,9 @@ kept the checkpoint with the best ground-truth score; that label-based selection
 only by name, ``--best-by-label``: it picks, among the kept checkpoints, the one with the best
 disentanglement score (dSprites) or unsupervised accuracy (labelled sets) and writes it to
 eval_best_by_label.json (``selection: "best checkpoint by label"``), never to eval.json, so
-``python -m cascadevae.report`` cannot mix the two in one table.
+``python -m cascadevae.report`` cannot mix the two in one table. ``--keep-final`` keeps an
+eval.json of the same checkpoint and options (training's own end evaluation) instead of
+evaluating the final checkpoint again, and the history reuses it for the same update.
 
 Figures (RUN_DIR/figures/, unless ``--no-figures``): ``eval_traversal.png`` (rows sorted by the
 evaluated I(x; z_j), highest first), ``eval_recon.png``, ``eval_discrete.png`` and, when the
@@ -45,6 +47,7 @@ line; the metrics themselves live in :mod:`cascadevae.metrics`.)
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -321,6 +324,33 @@ def write_evaluation(run_dir, *, figures: bool = True, **kwargs) -> Dict[str, An
     return res
 
 
+def kept_final_evaluation(run_dir, *, seed: int = 0, num_votes: int = 800, batch: int = 100,
+                          max_images: Optional[int] = 10000, num_variance_samples: int = 10000,
+                          tc_estimator: str = "ksg", collapsed_code: str = "drop",
+                          **_ignored) -> Optional[Dict[str, Any]]:
+    """RUN_DIR/eval.json when it is of the final checkpoint and every option that changes its
+    numbers matches these (what :func:`evaluate_run` would compute again), else None."""
+    run = RunDir(run_dir)
+    path = run.path / EVAL_FILE
+    if not path.is_file() or not run.has_checkpoint():
+        return None
+    saved = json.loads(path.read_text())
+    wanted = {"t": int(run.load_checkpoint()["t"]), "seed": int(seed),
+              "selection": SELECTION_FINAL, "tc_estimator": tc_estimator}
+    # the same images: max_images of them, or fewer only because the split has no more
+    n, split_size = int(saved.get("eval_num_images", -1)), int(saved.get("mi_dataset_size", -2))
+    if not (n == split_size if max_images is None else
+            n == int(max_images) or (n < int(max_images) and n == split_size)):
+        return None
+    if "disentanglement_score" in saved:
+        wanted.update(disentanglement_num_votes=int(num_votes), disentanglement_batch=int(batch),
+                      disentanglement_num_variance_samples=int(num_variance_samples),
+                      disentanglement_collapsed_code=collapsed_code)
+    if any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    return saved
+
+
 def evaluate_history(run_dir, *, progress: bool = True, final: Optional[Dict[str, Any]] = None,
                      **kwargs) -> List[Dict[str, Any]]:
     """:func:`evaluate_run` on every kept checkpoint (RUN_DIR/checkpoints/), oldest first,
@@ -405,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint with the best disentanglement score / unsupervised accuracy "
                         f"to {BEST_BY_LABEL_FILE} (implies --all-checkpoints; eval.json stays "
                         "the final checkpoint)")
+    p.add_argument("--keep-final", action="store_true",
+                   help="keep RUN_DIR/eval.json when it is of the final checkpoint and was "
+                        "made with the same options (e.g. training's end evaluation) instead "
+                        "of evaluating it again; with --best-by-label only the other kept "
+                        "checkpoints are evaluated")
     p.add_argument("--tc-estimator", choices=("ksg", "minibatch_importance"), default="ksg",
                    help="total correlation estimator (default ksg; see docs/evaluation.md)")
     p.add_argument("--collapsed-code", choices=COLLAPSED_CODE, default="drop",
@@ -461,9 +496,13 @@ def _main(args) -> int:
                   batch=args.batch, max_images=args.max_images, device=args.device,
                   num_variance_samples=args.variance_samples, tc_estimator=args.tc_estimator,
                   collapsed_code=args.collapsed_code)
-    res = write_evaluation(run_path, figures=not args.no_figures,
-                           progress=not args.no_progress, **common)
-    lines = describe(res) + [f"  wrote {run_path / EVAL_FILE} ({res['eval_seconds']:.1f} s)"]
+    res = kept_final_evaluation(run_path, **common) if args.keep_final else None
+    if res is not None:
+        lines = describe(res) + [f"  kept {run_path / EVAL_FILE} (same checkpoint and options)"]
+    else:
+        res = write_evaluation(run_path, figures=not args.no_figures,
+                               progress=not args.no_progress, **common)
+        lines = describe(res) + [f"  wrote {run_path / EVAL_FILE} ({res['eval_seconds']:.1f} s)"]
     if args.all_checkpoints or args.best_by_label:
         try:
             history = evaluate_history(run_path, progress=not args.no_progress, final=res,

@@ -101,6 +101,29 @@ def test_history_reuses_the_final_evaluation_for_the_same_update(tmp_path, monke
             == {k: v for k, v in fresh[-1].items() if k not in drop})
 
 
+def test_keep_final_keeps_trainings_own_evaluation_when_the_options_match(tmp_path, monkeypatch,
+                                                                         capsys):
+    args = [a for a in COMMON if a != "--no-eval"]
+    out = tmp_path / "run"
+    assert train.main(args + ["--out", str(out), "--dataset", "mnist5k", "--keep-checkpoints",
+                              "--eval-max-images", "100"]) == 0
+    before = (out / "eval.json").read_text()
+    calls = []
+    real = evaluate.evaluate_run
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: calls.append(k) or real(*a, **k))
+    capsys.readouterr()
+    assert evaluate.main([str(out), "--max-images", "100", "--no-progress", "--no-figures",
+                          "--best-by-label", "--keep-final"]) == 0
+    assert "kept" in capsys.readouterr().out and len(calls) == 1      # only t = 3
+    assert (out / "eval.json").read_text() == before
+    history = json.loads((out / "eval_history.json").read_text())
+    assert [r["t"] for r in history] == [3, 6]
+    # other options: the final checkpoint is evaluated again
+    assert evaluate.main([str(out), "--max-images", "50", "--no-progress", "--no-figures",
+                          "--keep-final"]) == 0
+    assert len(calls) == 2 and json.loads((out / "eval.json").read_text())["eval_num_images"] == 50
+
+
 def test_all_checkpoints_needs_kept_weights(tmp_path):
     out = _train(tmp_path / "run", "--dataset", "mnist5k")
     with pytest.raises(SystemExit, match="--keep-checkpoints"):

@@ -30,7 +30,7 @@ for dataset in mnist5k dsprites; do
     grep -q '"status": "finished"' "$run/summary.json" 2>/dev/null || continue   # still training
     found=1
     # the final checkpoint (eval.json) and the label-based selection over the kept checkpoints
-    [ -f "$run/eval_best_by_label.json" ] || python -m cascadevae.evaluate "$run" --best-by-label
+    [ -f "$run/eval_best_by_label.json" ] || python -m cascadevae.evaluate "$run" --best-by-label --keep-final
     dest="$OUT/$dataset/runs/$(basename "$run")"
     mkdir -p "$dest"
     cp "$run"/{config.json,run.json,summary.json,eval.json,eval_best_by_label.json,eval_history.json} "$dest/"
