@@ -60,3 +60,45 @@ def test_resume_with_the_same_world_size_is_exact(tmp_path):
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert [r["loss"] for r in RunDir(full).read_metrics()] == \
         [r["loss"] for r in RunDir(part).read_metrics()]
+
+
+RANK_ZERO_FIRST = """
+import os, sys, time
+import torch.distributed as dist
+from cascadevae.training import distributed
+world = distributed.world_from_env()
+distributed.init(__import__("torch").device("cpu"))
+log = sys.argv[1]
+with distributed.rank_zero_first(world):
+    with open(log, "a") as fh:
+        fh.write(f"{world['rank']} in\\n")
+    if world["rank"] == 0:
+        time.sleep(1.0)   # rank 1, were it not held back, would write in the meantime
+        if os.path.exists(sys.argv[2]):
+            raise RuntimeError("rank 0 fails inside the block")
+    with open(log, "a") as fh:
+        fh.write(f"{world['rank']} out\\n")
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_rank_zero_runs_the_data_loading_first(tmp_path, fails):
+    # the dSprites cache is written by the first rank that loads the data: rank 0 must be done
+    # with the block before the others enter it, and must release them when it raises
+    script, log, flag = tmp_path / "first.py", tmp_path / "log.txt", tmp_path / "fail"
+    script.write_text(RANK_ZERO_FIRST)
+    if fails:
+        flag.write_text("")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(script), str(log), str(flag)]
+    env = dict(os.environ, OMP_NUM_THREADS="1",   # the script imports this checkout's package
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    lines = log.read_text().split()
+    if fails:
+        assert res.returncode != 0 and "rank 0 fails inside the block" in res.stderr
+        assert lines[:2] == ["0", "in"] and "out" not in lines[:4]
+    else:
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert log.read_text().splitlines() == ["0 in", "0 out", "1 in", "1 out"]

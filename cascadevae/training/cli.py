@@ -373,8 +373,9 @@ def _main(parser, args, argv, created: List[str]) -> int:
     threads = args.threads or max(1, acceleration.default_threads() // (world or {}).get(
         "world_size", 1))
     torch.set_num_threads(threads)
-    dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name),
-                           progress=not args.no_progress and (world or {}).get("rank", 0) == 0)
+    with distributed.rank_zero_first(world):   # a cache built once, then read by the others
+        dataset = load_dataset(data_name, data_dir, lazy, data_options(cfg, data_name),
+                               progress=not args.no_progress and (world or {}).get("rank", 0) == 0)
     say(f"dataset: {data_name} ({len(dataset)} images {dataset.image_shape}) from "
         f"{dataset.source}")
     if tuple(dataset.image_shape[-2:]) != (image_size, image_size):

@@ -13,8 +13,9 @@ cascadevae.train ...`` trains one model on N processes (gloo on CPUs, nccl on GP
   without its module wrapper, so parameter names, checkpoints and the single-process code stay
   the same); every rank then makes the same Adam step.
 * Rank 0 alone writes the run directory (config, metrics, checkpoints, figures, summary,
-  evaluation); the stop decision after a signal is all-reduced, so every rank stops after the
-  same update.
+  evaluation) and loads the data set first, so a cache that loading builds (the rendered
+  dSprites grid) is built once and the other ranks read it; the stop decision after a signal
+  is all-reduced, so every rank stops after the same update.
 * Resume from a checkpoint with the same world size is exact. With another world size the run
   continues correctly (same global batches, same z) but the per-rank float sums differ, so it
   is not bitwise the uninterrupted run; the command says so.
@@ -25,9 +26,10 @@ CascadeVAE.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -54,6 +56,21 @@ def init(device: torch.device) -> Dict[str, int]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return info
+
+
+@contextlib.contextmanager
+def rank_zero_first(world: Optional[Dict[str, int]]) -> Iterator[None]:
+    """Run the block on rank 0 first and on the other ranks after it (one barrier), so that
+    what the block caches on disk is written once and read by the rest; no-op without a
+    process group. Rank 0 releases the others even when its block raises: they then fail on
+    their own, instead of waiting for a barrier that never comes."""
+    if world is not None and world["rank"] != 0:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if world is not None and world["rank"] == 0:
+            dist.barrier()
 
 
 class DataParallelStep(EagerStep):

@@ -8,6 +8,7 @@
 # outputs go (default docs/results/paper-budget); BUDGET: the tables' title words (default
 # "at the paper's budget"). The dSprites runs of one working day used
 #   bash docs/results/paper_budget.sh RUNS docs/results/dsprites-2e4 "at 2e4 updates (1/15 of the paper's)"
+# With RUNS = OUT the reports are regenerated from the copies already in OUT (no RUNS needed).
 #
 # The runs themselves were trained one thread each, two at a time, outside the work tree, and
 # continued across working days with --resume (each run's exact command is in its run.json):
@@ -25,21 +26,28 @@ BUDGET=${3:-"at the paper's budget"}
 for dataset in mnist5k dsprites; do
   [ -d "$RUNS/$dataset" ] || continue
   found=0
-  for run in "$RUNS/$dataset"/*/; do
+  src="$RUNS/$dataset"
+  [ "$RUNS" = "$(realpath -m "$OUT")" ] && src="$OUT/$dataset/runs"   # regenerate from the copies
+  for run in "$src"/*/; do
     run=${run%/}
     grep -q '"status": "finished"' "$run/summary.json" 2>/dev/null || continue   # still training
     found=1
     # the final checkpoint (eval.json) and the label-based selection over the kept checkpoints
     [ -f "$run/eval_best_by_label.json" ] || python -m cascadevae.evaluate "$run" --best-by-label --keep-final
     dest="$OUT/$dataset/runs/$(basename "$run")"
+    [ "$(realpath "$run")" = "$(realpath -m "$dest")" ] && continue   # a copy already
     mkdir -p "$dest"
     cp "$run"/{config.json,run.json,summary.json,eval.json,eval_best_by_label.json,eval_history.json} "$dest/"
     cp "$run"/figures/{information.png,eval_traversal.png,eval_discrete.png} "$dest/" 2>/dev/null || true
   done
   [ "$found" = 1 ] || continue
-  # every metric per run (final checkpoint), then both selections beside the paper's numbers
-  python -m cascadevae.report "$RUNS/$dataset" --out "$OUT/$dataset" \
+  # every metric per run (final checkpoint), then both selections beside the paper's numbers;
+  # reported from the copies (every run copied into OUT, so start from an empty OUT when
+  # runs were dropped), so the tables name the runs by their place in the repository
+  # (not by this machine's RUNS path) and the reports can be regenerated from the repository:
+  #   bash docs/results/paper_budget.sh docs/results/dsprites-2e4 docs/results/dsprites-2e4 "..."
+  python -m cascadevae.report "$OUT/$dataset/runs" --out "$OUT/$dataset" \
       --title "$dataset $BUDGET, every metric"
-  python -m cascadevae.report "$RUNS/$dataset" --selection both --out "$OUT/$dataset" \
+  python -m cascadevae.report "$OUT/$dataset/runs" --selection both --out "$OUT/$dataset" \
       --title "$dataset $BUDGET: final and best-by-label selections"
 done
