@@ -23,27 +23,28 @@ replacement from the whole grid (seeded; the score samples its own images); Chai
 no test split): ``max_images`` images drawn from the whole set.
 
 Checkpoint selection. By default the final checkpoint is reported (``selection: "final
-checkpoint"``, eval.json). ``--all-checkpoints`` also evaluates every checkpoint the run kept
-(``python -m cascadevae.train --keep-checkpoints``) into eval_history.json. The official code
-kept the checkpoint with the best ground-truth score; that label-based selection is offered
-only by name, ``--best-by-label``: it picks, among the kept checkpoints, the one with the best
-disentanglement score (dSprites) or unsupervised accuracy (labelled sets) and writes it to
-eval_best_by_label.json (``selection: "best checkpoint by label"``), never to eval.json, so
-``python -m cascadevae.report`` cannot mix the two in one table. ``--keep-final`` keeps an
-eval.json of the same checkpoint and options (training's own end evaluation) instead of
-evaluating the final checkpoint again, and the history reuses it for the same update.
+checkpoint"``, eval.json). ``--all-checkpoints`` also evaluates the checkpoints the run kept
+(``python -m cascadevae.train --keep-checkpoints``) into eval_history.json: those on the run's
+checkpoint grid and the latest one, not the ones a signal or ``--stop-at`` left mid-grid
+(:func:`history_targets`), so an interrupted run gets the history of an uninterrupted one. The
+official code kept the checkpoint with the best ground-truth score; that label-based selection
+is offered only by name, ``--best-by-label``: it picks, among those checkpoints, the one with
+the best disentanglement score (dSprites) or unsupervised accuracy (labelled sets) and writes
+it to eval_best_by_label.json (``selection: "best checkpoint by label"``), never to eval.json,
+so ``python -m cascadevae.report`` cannot mix the two in one table. ``--keep-existing``
+(``--keep-final``) keeps evaluations already made with the same options: an eval.json of the
+final checkpoint (training's own end evaluation) and the entries of eval_history.json, which
+is rewritten after every checkpoint, so an interrupted history continues where it stopped.
 
 Figures (RUN_DIR/figures/, unless ``--no-figures``): ``eval_traversal.png`` (rows sorted by the
 evaluated I(x; z_j), highest first), ``eval_recon.png``, ``eval_discrete.png`` and, when the
 run logged the information monitor, ``information.png`` (I(x; z_j) over iterations, relief
 points marked).
 
-(About 450 lines: one evaluation pass, the checkpoint selections built on it and their command
-line; the metrics themselves live in :mod:`cascadevae.metrics`.)
+(About 580 lines: one evaluation (data, encoding, every metric), its history over kept
+checkpoints, the label-based selection and the command line; the metrics themselves live in
+:mod:`cascadevae.metrics`.)
 """
-# About 480 lines: one evaluation (data, encoding, every metric), its history over kept
-# checkpoints, the label-based selection and the command line; the metrics themselves live in
-# cascadevae/metrics/.
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -71,6 +72,7 @@ HISTORY_FILE = "eval_history.json"
 BEST_BY_LABEL_FILE = "eval_best_by_label.json"
 SELECTION_FINAL = "final checkpoint"
 SELECTION_BEST = "best checkpoint by label"
+SELECTION_EACH = "each checkpoint"
 #: what the disentanglement score does with a discrete code that gives all images one value:
 #: "drop" it (ours: it carries no information), or "keep" it (the official code: it then
 #: wins every vote, score 100/K)
@@ -324,66 +326,112 @@ def write_evaluation(run_dir, *, figures: bool = True, **kwargs) -> Dict[str, An
     return res
 
 
-def kept_final_evaluation(run_dir, *, seed: int = 0, num_votes: int = 800, batch: int = 100,
-                          max_images: Optional[int] = 10000, num_variance_samples: int = 10000,
-                          tc_estimator: str = "ksg", collapsed_code: str = "drop",
-                          **_ignored) -> Optional[Dict[str, Any]]:
-    """RUN_DIR/eval.json when it is of the final checkpoint and every option that changes its
-    numbers matches these (what :func:`evaluate_run` would compute again), else None."""
+def same_evaluation(saved: Dict[str, Any], *, t: int, selection: str, seed: int = 0,
+                    num_votes: int = 800, batch: int = 100, max_images: Optional[int] = 10000,
+                    num_variance_samples: int = 10000, tc_estimator: str = "ksg",
+                    collapsed_code: str = "drop", **_ignored) -> bool:
+    """Whether the saved evaluation ``saved`` is of update ``t`` under ``selection`` and every
+    option that changes its numbers matches these: what :func:`evaluate_run` would compute
+    again (the device and the data folder do not count)."""
+    wanted = {"t": int(t), "seed": int(seed), "selection": selection,
+              "tc_estimator": tc_estimator}
+    # the same images: max_images of them, or fewer only because the split has no more
+    n, split_size = int(saved.get("eval_num_images", -1)), int(saved.get("mi_dataset_size", -2))
+    if not (n == split_size if max_images is None else
+            n == int(max_images) or (n < int(max_images) and n == split_size)):
+        return False
+    if "disentanglement_score" in saved:
+        wanted.update(disentanglement_num_votes=int(num_votes), disentanglement_batch=int(batch),
+                      disentanglement_num_variance_samples=int(num_variance_samples),
+                      disentanglement_collapsed_code=collapsed_code)
+    return all(saved.get(k) == v for k, v in wanted.items())
+
+
+def kept_final_evaluation(run_dir, **options) -> Optional[Dict[str, Any]]:
+    """RUN_DIR/eval.json when it is of the final checkpoint and made with these options
+    (:func:`same_evaluation`), else None."""
     run = RunDir(run_dir)
     path = run.path / EVAL_FILE
     if not path.is_file() or not run.has_checkpoint():
         return None
     saved = json.loads(path.read_text())
-    wanted = {"t": int(run.load_checkpoint()["t"]), "seed": int(seed),
-              "selection": SELECTION_FINAL, "tc_estimator": tc_estimator}
-    # the same images: max_images of them, or fewer only because the split has no more
-    n, split_size = int(saved.get("eval_num_images", -1)), int(saved.get("mi_dataset_size", -2))
-    if not (n == split_size if max_images is None else
-            n == int(max_images) or (n < int(max_images) and n == split_size)):
-        return None
-    if "disentanglement_score" in saved:
-        wanted.update(disentanglement_num_votes=int(num_votes), disentanglement_batch=int(batch),
-                      disentanglement_num_variance_samples=int(num_variance_samples),
-                      disentanglement_collapsed_code=collapsed_code)
-    if any(saved.get(k) != v for k, v in wanted.items()):
-        return None
-    return saved
+    t = int(run.load_checkpoint()["t"])
+    return saved if same_evaluation(saved, t=t, selection=SELECTION_FINAL, **options) else None
 
 
-def evaluate_history(run_dir, *, progress: bool = True, final: Optional[Dict[str, Any]] = None,
-                     **kwargs) -> List[Dict[str, Any]]:
-    """:func:`evaluate_run` on every kept checkpoint (RUN_DIR/checkpoints/), oldest first,
-    plus the final checkpoint.pt when it is newer than the last kept one.
+def history_targets(run_dir) -> List[Tuple[Optional[Path], int]]:
+    """The checkpoints a history evaluates, oldest first, as (path, t); path None is
+    checkpoint.pt.
 
-    ``final``: the evaluation of checkpoint.pt with the same options, when the caller has it;
-    the kept checkpoint of the same update holds the same weights, so its entry is that result
-    instead of a second evaluation (one fewer, minutes on dSprites)."""
-    from tqdm.auto import tqdm
-
+    The kept checkpoints on the run's checkpoint grid (t a multiple of run.json's
+    ``checkpoint_every``), plus checkpoint.pt when it is newer than the last of them. A run
+    stopped by a signal or ``--stop-at`` also keeps the checkpoint of the update it stopped at;
+    those are left out once the run has gone past them, so an interrupted run and an
+    uninterrupted one (they train bitwise alike) have the same history and the same
+    best-by-label candidates."""
     run = RunDir(run_dir)
     paths = list(run.kept_weights())
     if not paths:
         raise FileNotFoundError(
             f"{str(run.path)!r} kept no checkpoints (RUN_DIR/checkpoints/ is empty): train with "
             "python -m cascadevae.train --keep-checkpoints to evaluate every checkpoint")
+    every = int(run.read_json("run.json").get("checkpoint_every") or 1)
+    kept = [(path, int(run.load_checkpoint(path=path)["t"])) for path in paths]
+    targets = [(path, t) for path, t in kept if t % every == 0]
     final_t = int(run.load_checkpoint()["t"]) if run.has_checkpoint() else -1
-    kept_t = [int(run.load_checkpoint(path=p)["t"]) for p in paths]
-    targets = list(zip(paths, kept_t)) + ([(None, final_t)] if final_t > kept_t[-1] else [])
-    info = run.read_json("run.json")
-    data = load_eval_data(info, kwargs.get("data_dir"), kwargs.get("max_images", 10000),
-                          kwargs.get("seed", 0))
+    if final_t > max([t for _, t in targets], default=-1):
+        targets.append((None, final_t))
+    return targets
+
+
+def evaluate_history(run_dir, *, progress: bool = True, final: Optional[Dict[str, Any]] = None,
+                     reuse: Sequence[Dict[str, Any]] = (),
+                     on_result: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
+                     **kwargs) -> List[Dict[str, Any]]:
+    """:func:`evaluate_run` on every checkpoint of :func:`history_targets`, oldest first.
+
+    ``final``: the evaluation of checkpoint.pt with the same options, when the caller has it;
+    the kept checkpoint of the same update holds the same weights, so its entry is that result
+    instead of a second evaluation (one fewer, minutes on dSprites). ``reuse``: earlier history
+    entries; one of the same update made with the same options (:func:`same_evaluation`) is
+    taken as it is. ``on_result(results so far)`` is called after every checkpoint."""
+    from tqdm.auto import tqdm
+
+    run = RunDir(run_dir)
+    targets = history_targets(run_dir)
+    final_t = int(run.load_checkpoint()["t"]) if run.has_checkpoint() else -1
+    data = None
     results = []
     for path, t in tqdm(targets, desc="checkpoints", unit="ckpt", disable=not progress):
-        if final is not None and t == final_t == int(final["t"]):
-            same = dict(final, selection="each checkpoint")
+        done = [r for r in reuse if same_evaluation(r, t=t, selection=SELECTION_EACH, **kwargs)]
+        if done:
+            results.append(done[-1])
+        elif final is not None and t == final_t == int(final["t"]):
+            same = dict(final, selection=SELECTION_EACH)
             if path is not None:
                 same["checkpoint"] = str(Path(path).relative_to(run.path))
             results.append(same)
-            continue
-        results.append(evaluate_run(run_dir, checkpoint=path, eval_data=data, progress=False,
-                                    selection="each checkpoint", **kwargs))
+        else:
+            if data is None:   # loaded once, and only when something is left to evaluate
+                data = load_eval_data(run.read_json("run.json"), kwargs.get("data_dir"),
+                                      kwargs.get("max_images", 10000), kwargs.get("seed", 0))
+            results.append(evaluate_run(run_dir, checkpoint=path, eval_data=data,
+                                        progress=False, selection=SELECTION_EACH, **kwargs))
+        if on_result is not None:
+            on_result(results)
     return results
+
+
+def write_history(run_dir, *, keep_existing: bool = False, **kwargs) -> List[Dict[str, Any]]:
+    """:func:`evaluate_history` into RUN_DIR/eval_history.json, rewritten (atomically) after
+    every checkpoint, so an interrupted evaluation keeps what it finished. ``keep_existing``:
+    reuse the entries of an existing eval_history.json made with the same options, so such an
+    evaluation continues where it stopped (and a finished run's history adds only its new
+    checkpoints)."""
+    path = Path(run_dir) / HISTORY_FILE
+    reuse = json.loads(path.read_text()) if keep_existing and path.is_file() else []
+    return evaluate_history(run_dir, reuse=reuse,
+                            on_result=lambda results: atomic_write_json(path, results), **kwargs)
 
 
 def best_by_label(history: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -435,11 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint with the best disentanglement score / unsupervised accuracy "
                         f"to {BEST_BY_LABEL_FILE} (implies --all-checkpoints; eval.json stays "
                         "the final checkpoint)")
-    p.add_argument("--keep-final", action="store_true",
-                   help="keep RUN_DIR/eval.json when it is of the final checkpoint and was "
-                        "made with the same options (e.g. training's end evaluation) instead "
-                        "of evaluating it again; with --best-by-label only the other kept "
-                        "checkpoints are evaluated")
+    p.add_argument("--keep-existing", "--keep-final", dest="keep_existing",
+                   action="store_true",
+                   help="keep evaluations already made with the same options instead of "
+                        "computing them again: RUN_DIR/eval.json when it is of the final "
+                        "checkpoint (e.g. training's end evaluation), and with --all-checkpoints "
+                        f"or --best-by-label the entries of {HISTORY_FILE} (saved after every "
+                        "checkpoint, so an interrupted history continues where it stopped)")
     p.add_argument("--tc-estimator", choices=("ksg", "minibatch_importance"), default="ksg",
                    help="total correlation estimator (default ksg; see docs/evaluation.md)")
     p.add_argument("--collapsed-code", choices=COLLAPSED_CODE, default="drop",
@@ -496,7 +546,7 @@ def _main(args) -> int:
                   batch=args.batch, max_images=args.max_images, device=args.device,
                   num_variance_samples=args.variance_samples, tc_estimator=args.tc_estimator,
                   collapsed_code=args.collapsed_code)
-    res = kept_final_evaluation(run_path, **common) if args.keep_final else None
+    res = kept_final_evaluation(run_path, **common) if args.keep_existing else None
     if res is not None:
         lines = describe(res) + [f"  kept {run_path / EVAL_FILE} (same checkpoint and options)"]
     else:
@@ -505,11 +555,10 @@ def _main(args) -> int:
         lines = describe(res) + [f"  wrote {run_path / EVAL_FILE} ({res['eval_seconds']:.1f} s)"]
     if args.all_checkpoints or args.best_by_label:
         try:
-            history = evaluate_history(run_path, progress=not args.no_progress, final=res,
-                                       **common)
+            history = write_history(run_path, progress=not args.no_progress, final=res,
+                                    keep_existing=args.keep_existing, **common)
         except FileNotFoundError as exc:
             raise SystemExit(f"error: {exc}")
-        atomic_write_json(run_path / HISTORY_FILE, history)
         key = label_metric(res)
         lines.append(f"  {len(history)} checkpoints: " + ", ".join(
             f"t={r['t']}" + (f" {r[key]:.1f}" if key else "") for r in history))

@@ -6,6 +6,7 @@ import pytest
 
 from cascadevae import evaluate, train
 from cascadevae.presets import TrainConfig
+from cascadevae.run_dir import RunDir
 
 COMMON = ["--set", "batch_size=8", "--no-progress", "--no-figures", "--device", "cpu",
           "--iters", "6", "--checkpoint-every", "3", "--mi-every", "0", "--no-eval"]
@@ -122,6 +123,51 @@ def test_keep_final_keeps_trainings_own_evaluation_when_the_options_match(tmp_pa
     assert evaluate.main([str(out), "--max-images", "50", "--no-progress", "--no-figures",
                           "--keep-final"]) == 0
     assert len(calls) == 2 and json.loads((out / "eval.json").read_text())["eval_num_images"] == 50
+
+
+def test_history_leaves_out_where_an_interrupted_run_stopped(tmp_path):
+    """Stopped at t = 4 and resumed: it kept t = 4 too, but the history (and so the best-by-label
+    candidates) is that of the uninterrupted run, the grid 3, 6; while the run is still stopped,
+    its latest checkpoint is in."""
+    out = _train(tmp_path / "run", "--dataset", "mnist5k", "--keep-checkpoints", "--stop-at", "4")
+    opts = dict(max_images=50, progress=False)
+    assert evaluate.history_targets(out) == [(out / "checkpoints" / "t00000003.pt", 3), (None, 4)]
+    assert train.main(["--resume", str(out), "--no-progress", "--no-eval", "--no-figures"]) == 0
+    assert [p.name for p in RunDir(out).kept_weights()] == [f"t0000000{t}.pt" for t in (3, 4, 6)]
+    history = evaluate.evaluate_history(out, **opts)
+    assert [r["t"] for r in history] == [3, 6]
+    assert history[-1]["checkpoint"] == "checkpoints/t00000006.pt"
+    assert evaluate.best_by_label(history)["selection_candidates"] == [3, 6]
+
+
+def test_an_interrupted_history_continues_where_it_stopped(tmp_path, monkeypatch):
+    out = _train(tmp_path / "run", "--dataset", "mnist5k", "--keep-checkpoints")
+    opts = dict(max_images=50, progress=False)
+    real, calls = evaluate.evaluate_run, []
+
+    def dies_on_the_second(*a, **k):
+        calls.append(k)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(evaluate, "evaluate_run", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.write_history(out, **opts)
+    saved = json.loads((out / "eval_history.json").read_text())
+    assert [r["t"] for r in saved] == [3]       # the finished checkpoint was written at once
+    calls.clear()
+    monkeypatch.setattr(evaluate, "evaluate_run",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    history = evaluate.write_history(out, keep_existing=True, **opts)
+    assert len(calls) == 1 and [r["t"] for r in history] == [3, 6]    # only t = 6 evaluated
+    assert history[0] == saved[0]
+    assert json.loads((out / "eval_history.json").read_text()) == history
+    # other options: nothing is reused; without keep_existing neither
+    assert len(evaluate.write_history(out, keep_existing=True, max_images=40,
+                                      progress=False)) == 2 and len(calls) == 3
+    evaluate.write_history(out, **opts)
+    assert len(calls) == 5
 
 
 def test_all_checkpoints_needs_kept_weights(tmp_path):

@@ -32,8 +32,12 @@ for dataset in mnist5k dsprites; do
     run=${run%/}
     grep -q '"status": "finished"' "$run/summary.json" 2>/dev/null || continue   # still training
     found=1
-    # the final checkpoint (eval.json) and the label-based selection over the kept checkpoints
-    [ -f "$run/eval_best_by_label.json" ] || python -m cascadevae.evaluate "$run" --best-by-label --keep-final
+    # the final checkpoint (eval.json) and the label-based selection over the kept checkpoints;
+    # what was evaluated before with the same options is kept (an interrupted evaluation goes
+    # on where it stopped), and a copy (no checkpoint.pt) brings its own evaluation
+    if [ -f "$run/checkpoint.pt" ]; then
+      python -m cascadevae.evaluate "$run" --best-by-label --keep-existing
+    fi
     dest="$OUT/$dataset/runs/$(basename "$run")"
     [ "$(realpath "$run")" = "$(realpath -m "$dest")" ] && continue   # a copy already
     mkdir -p "$dest"
