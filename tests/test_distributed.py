@@ -23,12 +23,17 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
 
 
-def torchrun(*args, timeout=240):
+def torchrun(*args, script=None, check=True, timeout=240):
+    """2 processes under torchrun: ``python -m cascadevae.train ARGS``, or ``script ARGS``; this
+    checkout's package first on the path. ``check``: assert that it succeeded."""
+    target = [str(script)] if script is not None else ["-m", "cascadevae.train"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "cascadevae.train", *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+           *target, *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    if check:
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     return res
 
 
@@ -90,11 +95,7 @@ def test_rank_zero_runs_the_data_loading_first(tmp_path, fails):
     script.write_text(RANK_ZERO_FIRST)
     if fails:
         flag.write_text("")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(log), str(flag)]
-    env = dict(os.environ, OMP_NUM_THREADS="1",   # the script imports this checkout's package
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    res = torchrun(str(log), str(flag), script=script, check=False, timeout=120)
     lines = log.read_text().split()
     if fails:
         assert res.returncode != 0 and "rank 0 fails inside the block" in res.stderr
