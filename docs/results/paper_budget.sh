@@ -8,6 +8,8 @@
 # outputs go (default docs/results/paper-budget); BUDGET: the tables' title words (default
 # "at the paper's budget"). The dSprites runs of one working day used
 #   bash docs/results/paper_budget.sh RUNS docs/results/dsprites-2e4 "at 2e4 updates (1/15 of the paper's)"
+# and the CascadeVAE runs of 1e5 updates (RUNS/dsprites/cascade-m6-s1, -s2; four working days)
+#   bash docs/results/paper_budget.sh RUNS docs/results/dsprites-1e5 "at 1e5 updates (1/3 of the paper's)"
 # With RUNS = OUT the reports are regenerated from the copies already in OUT (no RUNS needed).
 #
 # The runs themselves were trained one thread each, two at a time, outside the work tree, and
