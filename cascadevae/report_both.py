@@ -14,7 +14,7 @@ and, in every unsupervised-accuracy table, a k-means row (:func:`cascadevae.metr
 kmeans_accuracy`: raw pixels, k = the number of classes, 3 seeds), computed once per dataset
 and cached in the output folder. Written to OUT/report_both.md and .json, and, for every table
 whose runs kept checkpoints evaluated by ``evaluate --all-checkpoints``, a figure of the metric
-over training (OUT/history_DATASET_METRIC.png: each run's kept checkpoints, the paper's mean and
+over training (OUT/history_DATASET_METRIC.png: each run's evaluated checkpoints, the paper's mean and
 the k-means mean as lines), which shows what the label-based selection picks from. The two selections'
 own reports (``--selection final`` / ``best-by-label``) carry the per-run values and the other
 metrics.
@@ -127,8 +127,10 @@ def build_both(paths: Sequence, title: Optional[str] = None, kmeans: bool = True
 
 
 def history_figure(table: Dict[str, Any], path: Path) -> bool:
-    """Draw the table's metric at every kept checkpoint of every run (eval_history.json), with
-    the paper's mean and the k-means mean as horizontal lines. False when no run has a history."""
+    """Draw the table's metric over training for every run: each entry of its
+    eval_history.json (the checkpoints on the run's ``--checkpoint-every`` grid and its latest
+    one, see :func:`cascadevae.evaluate.history_targets`), with the paper's mean and the k-means
+    mean as horizontal lines. False when no run has a history."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -159,7 +161,7 @@ def history_figure(table: Dict[str, Any], path: Path) -> bool:
     if drawn:
         ax.set_xlabel("iteration (updates done)")
         ax.set_ylabel(table["metric_name"])
-        ax.set_title(f"{table['dataset']}: {table['metric_name']} at every kept checkpoint")
+        ax.set_title(f"{table['dataset']}: {table['metric_name']} over training")
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,8 @@ def render_both(report: Dict[str, Any]) -> str:
     lines = [f"# {report['title'] or 'Results'}", "",
              "- **final**: each run's last checkpoint (eval.json), our default and the only "
              "unsupervised selection.",
-             "- **best by label**: the kept checkpoint with the best ground-truth score "
+             "- **best by label**: the checkpoint with the best ground-truth score among those "
+             "kept on the run's checkpoint grid and its last one "
              "(eval_best_by_label.json), as the official code selected and the paper's tables "
              "report; it uses the labels the metric is blind to.",
              "- **paper**: the paper's Tables 1-4 (10 seeds, its budget and data).",
