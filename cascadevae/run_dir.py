@@ -13,11 +13,19 @@ Layout::
     RUN_DIR/checkpoints/        with ``--keep-checkpoints``: t00010000.pt, ... the weights of
                                 every checkpoint (no optimiser or RNG state: for evaluation)
     RUN_DIR/eval.json           ``python -m cascadevae.evaluate`` (final checkpoint)
+    RUN_DIR/train.lock          while a process trains the run: who (pid, host, since, command)
 
 Every file is written to a temporary file in the same directory and moved into place with
 ``os.replace``, so a crash mid-write never leaves a truncated file; a temporary file left by a
 killed process is removed at the next start (:meth:`RunDir.remove_stale_temp`). A full disk
 is reported in one line naming the file, and the previous file stays intact.
+
+One process trains a run directory at a time: training holds an exclusive lock on
+RUN_DIR/train.lock (:class:`TrainingLock`) from before it touches the directory until it ends,
+so a second ``--resume`` of a run that is still training (from another shell, a second queue
+script, a sweep started twice) fails at once, naming the process that holds it, instead of
+truncating the metrics log under the first and overwriting its checkpoints. The operating
+system releases the lock when its process dies, so a killed run never leaves it held.
 
 A checkpoint carries a SHA-256 of its payload (:func:`save_checked` / :func:`load_checked`):
 a truncated, empty or garbled file is recognised on load, and :meth:`RunDir.load_checkpoint`
@@ -32,8 +40,10 @@ import io
 import json
 import os
 import random
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -48,6 +58,7 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = "train.lock"
 WEIGHTS_DIR = "checkpoints"
 #: files a training run writes; a new run refuses a directory holding any of them
 RUN_FILES = (CONFIG_FILE, RUN_FILE, METRICS_FILE, CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE,
@@ -160,6 +171,94 @@ def load_checked(path: PathLike, map_location: Optional[Any] = "cpu") -> Dict[st
                               f"({type(exc).__name__})") from None
 
 
+# ---- one trainer per run directory -------------------------------------------------------------
+
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; training goes on unlocked
+    fcntl = None
+#: flock's errors for "this file system does not lock" (some network file systems)
+UNLOCKABLE = {getattr(errno, name) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+              if hasattr(errno, name)}
+
+
+class TrainingLock:
+    """An exclusive ``flock`` on RUN_DIR/train.lock, held by the process that trains the run.
+
+    The file names its holder (JSON: pid, host, since, command) for the error a second trainer
+    gets. :meth:`release` removes the file and drops the lock; the operating system drops it
+    when the process dies (the file may then stay behind, unlocked, and the next trainer takes
+    it over). Where ``fcntl`` is missing (Windows) the lock is a no-op."""
+
+    def __init__(self, path: PathLike, command: str = ""):
+        self.path = Path(path)
+        self._fd: Optional[int] = None
+        if fcntl is None:
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in UNLOCKABLE:   # a file system without flock: go on unlocked
+                    _warn(f"{self.path.parent}: this file system cannot lock {self.path.name} "
+                          f"({os.strerror(exc.errno)}); nothing stops a second trainer of "
+                          "this run directory")
+                    try:
+                        os.unlink(self.path)
+                    except OSError:
+                        pass
+                    return
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise RunDirError(self._held_message()) from None
+            # the holder may have released (and removed) the file between our open and our
+            # flock: then we hold a lock on a file no one else will see; open it again
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self._fd = fd
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(holder) + "\n").encode("utf-8"))
+
+    def _held_message(self) -> str:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+            who = (f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+                   + (f": {holder['command']}" if holder.get("command") else ""))
+            stop = f"kill -TERM {holder['pid']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            who, stop = "a process that has not yet said which", "stop it"
+        return (f"{self.path.parent} is being trained by another process ({who}); two "
+                "trainers on one run directory would overwrite each other's checkpoints and "
+                f"metrics. Wait for it to end, or stop it ({stop}: it writes a checkpoint "
+                "first) and resume then")
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)   # while still holding it: no one can take the old file
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001  (interpreter shutdown)
+            pass
+
+
 class RunDir:
     """Paths and I/O of one run directory."""
 
@@ -196,6 +295,15 @@ class RunDir:
     @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def lock_for_training(self, command: str = "") -> TrainingLock:
+        """Take the run's :class:`TrainingLock`; :class:`RunDirError` naming the holder when
+        another process trains this run."""
+        return TrainingLock(self.lock_path, command)
 
     def run_files(self) -> List[str]:
         """The training-run files present (see ``RUN_FILES``)."""

@@ -151,6 +151,82 @@ def test_a_new_run_refuses_a_directory_holding_another_run(tmp_path, capsys):
     assert (crashed / "metrics.jsonl").read_text() == '{"t": 0, "loss": 1.0}\n'
 
 
+HOLD_LOCK = ("import sys, time\n"
+             "from cascadevae.run_dir import RunDir\n"
+             "lock = RunDir(sys.argv[1]).lock_for_training('the other trainer')\n"
+             "print('held', flush=True)\n"
+             "time.sleep(300)\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock locks: POSIX only")
+def test_a_run_that_another_process_trains_is_refused_and_left_untouched(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--iters", "12", "--stop-at", "6", "--log-every", "1") == 0
+    assert not (out / "train.lock").exists()          # a run that ended lets go of its directory
+    before = {name: (out / name).read_bytes() for name in ("metrics.jsonl", "checkpoint.pt")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert train.main(["--resume", str(out), "--no-progress", "--no-eval"]) == 2
+        _one_line_error(capsys.readouterr().err,
+                        f"is being trained by another process (pid {holder.pid} on ")
+        other = tmp_path / "other"                        # a new run's directory, held
+        other.mkdir()
+        holder2 = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(other)], cwd=ROOT,
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder2.stdout.readline().strip() == "held"
+            assert _run(other, "--iters", "12") == 2
+            _one_line_error(capsys.readouterr().err, "the other trainer")
+            assert sorted(p.name for p in other.iterdir()) == ["train.lock"]
+        finally:
+            holder2.kill()
+            holder2.wait()
+        # the refused resume neither truncated the log nor touched the checkpoint
+        assert {name: (out / name).read_bytes() for name in before} == before
+    finally:
+        holder.kill()                                     # dies holding it: no release, no unlink
+        holder.wait()
+    assert (out / "train.lock").exists()                  # left behind, but no longer locked
+    assert train.main(["--resume", str(out), "--no-progress", "--no-eval"]) == 0
+    assert RunDir(out).load_checkpoint()["t"] == 12 and not (out / "train.lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock locks: POSIX only")
+def test_the_training_lock_is_exclusive_and_released_when_training_raises(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run", create=True)
+    lock = run.lock_for_training("first")
+    with pytest.raises(RunDirError, match=f"pid {os.getpid()} on .*: first"):
+        run.lock_for_training("second")                   # exclusive within a process too
+    lock.release()
+    run.lock_for_training("third").release()
+    from cascadevae.training.loop import Loop
+
+    def crash(self):
+        raise RuntimeError("a bug inside the training loop")
+    monkeypatch.setattr(Loop, "run", crash)
+    with pytest.raises(RuntimeError, match="a bug inside"):
+        _run(tmp_path / "crashing", "--iters", "4")
+    assert not (tmp_path / "crashing" / "train.lock").exists()
+    run.lock_for_training("after the crash").release()
+    RunDir(tmp_path / "crashing").lock_for_training("and there").release()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock locks: POSIX only")
+def test_a_file_system_without_locks_trains_unlocked_with_a_warning(tmp_path, monkeypatch, capsys):
+    import cascadevae.run_dir as run_dir
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(run_dir.fcntl, "flock", no_locks)
+    assert _run(tmp_path / "run", "--iters", "4") == 0
+    assert "cannot lock train.lock" in capsys.readouterr().err
+    assert RunDir(tmp_path / "run").load_checkpoint()["t"] == 4
+    assert not (tmp_path / "run" / "train.lock").exists()
+
+
 def test_resuming_a_finished_run_keeps_its_results(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(BASE[:-2] + ["--out", str(out), "--iters", "4", "--eval-max-images", "50"]) == 0

@@ -64,7 +64,16 @@ def update_all(loops: List[Loop]) -> Dict[int, NonFiniteLoss]:
 def train_group(sessions) -> List[int]:
     """Train the sessions (one per seed) together; each then ends as a single run does
     (summary.json, final evaluation). A seed whose loss turns non-finite stops; the others go on.
-    Returns each session's exit code."""
+    Returns each session's exit code; every session's run directory is released (its
+    training lock) also when training raises."""
+    try:
+        return _train_together(sessions)
+    finally:
+        for session in sessions:
+            session.release()
+
+
+def _train_together(sessions) -> List[int]:
     loops = [s.make_loop() for s in sessions]
     signals = Signals()
     for loop in loops:

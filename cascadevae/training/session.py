@@ -5,6 +5,7 @@ and writes summary.json. The run directory layout is in :mod:`cascadevae.run_dir
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -15,7 +16,7 @@ import torch
 
 from .. import acceleration
 from ..config import TrainConfig
-from ..run_dir import RunDir, RunDirError
+from ..run_dir import RunDir, RunDirError, TrainingLock
 from . import callbacks as cb
 from .loop import Loop
 from .step import DeviceUpdate, EagerStep
@@ -52,12 +53,26 @@ class RunOptions:
     stop_at: Optional[int] = None
 
 
+@contextlib.contextmanager
+def _released_on_error(lock: Optional[TrainingLock]):
+    """Release ``lock`` if the block raises (a session that was never built trains nothing)."""
+    try:
+        yield
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
 class Session:
     """A run directory with its trainer, ready to train (:meth:`new` or :meth:`resumed`)."""
 
     def __init__(self, run: RunDir, trainer: Trainer, dataset, data_name: str,
-                 options: RunOptions, resumed: bool, world: Optional[Dict[str, int]] = None):
+                 options: RunOptions, resumed: bool, world: Optional[Dict[str, int]] = None,
+                 lock: Optional[TrainingLock] = None):
         self.run, self.trainer, self.dataset = run, trainer, dataset
+        # held from before the directory is touched until finish(): one trainer per run
+        self.lock = lock
         self.data_name, self.options, self.resumed = data_name, options, resumed
         # a torchrun launch (training.distributed): rank 0 alone writes the run directory
         self.world = world
@@ -80,49 +95,56 @@ class Session:
             return cls(RunDir(out, create=True), trainer, dataset, data_name, options,
                        resumed=False, world=world)
         run = RunDir(out, create=True)
-        present = run.run_files()
-        if present:
-            raise RunDirError(f"{run.path} already holds a run ({', '.join(present)}); resume it "
-                              f"with --resume {run.path}, or choose another --out")
-        run.remove_stale_temp()
-        if options.mi_every is None:
-            options.mi_every = default_mi_every(cfg.iterations, options.log_every)
-        trainer = Trainer(cfg, dataset, image_size, device)
-        trainer.cfg.save(run.path)  # with what the trainer filled in (beta-TCVAE's N, auto)
-        run.write_json("run.json", {
-            "dataset": data_name, "dataset_source": dataset.source, "image_size": image_size,
-            "data_dir": None if data_dir is None else os.fspath(data_dir),
-            "data_options": dict(data_options or {}),
-            "lazy_data": bool(lazy), "device": str(device), "log_every": options.log_every,
-            "checkpoint_every": options.checkpoint_every, "preset": preset,
-            "mi_every": options.mi_every, "mi_images": options.mi_images,
-            "keep_checkpoints": bool(options.keep_checkpoints),
-            "precision": trainer.cfg.precision, "compile": trainer.cfg.compile,
-            "threads": threads, "native_bf16": acceleration.native_bf16(device),
-            "command": command, "schedule": trainer.schedule.to_dict(),
-            "world_size": 1 if world is None else world["world_size"]})
-        return cls(run, trainer, dataset, data_name, options, resumed=False, world=world)
+        lock = run.lock_for_training(command)
+        with _released_on_error(lock):
+            present = run.run_files()
+            if present:
+                raise RunDirError(f"{run.path} already holds a run ({', '.join(present)}); "
+                                  f"resume it with --resume {run.path}, or choose another --out")
+            run.remove_stale_temp()
+            if options.mi_every is None:
+                options.mi_every = default_mi_every(cfg.iterations, options.log_every)
+            trainer = Trainer(cfg, dataset, image_size, device)
+            trainer.cfg.save(run.path)  # with what the trainer filled in (beta-TCVAE's N, auto)
+            run.write_json("run.json", {
+                "dataset": data_name, "dataset_source": dataset.source, "image_size": image_size,
+                "data_dir": None if data_dir is None else os.fspath(data_dir),
+                "data_options": dict(data_options or {}),
+                "lazy_data": bool(lazy), "device": str(device), "log_every": options.log_every,
+                "checkpoint_every": options.checkpoint_every, "preset": preset,
+                "mi_every": options.mi_every, "mi_images": options.mi_images,
+                "keep_checkpoints": bool(options.keep_checkpoints),
+                "precision": trainer.cfg.precision, "compile": trainer.cfg.compile,
+                "threads": threads, "native_bf16": acceleration.native_bf16(device),
+                "command": command, "schedule": trainer.schedule.to_dict(),
+                "world_size": 1 if world is None else world["world_size"]})
+        return cls(run, trainer, dataset, data_name, options, resumed=False, world=world,
+                   lock=lock)
 
     @classmethod
     def resumed(cls, run: RunDir, cfg: TrainConfig, dataset, *, data_name: str,
                 image_size: int, device: torch.device, options: RunOptions,
                 world: Optional[Dict[str, int]] = None) -> "Session":
-        trainer = Trainer(cfg, dataset, image_size, device)
         writes = world is None or world["rank"] == 0
-        if writes:
-            run.remove_stale_temp()
-        if run.has_checkpoint():
-            trainer.load_state(run.load_checkpoint(map_location=device))
+        lock = run.lock_for_training("python -m cascadevae.train --resume "
+                                     f"{run.path}") if writes else None
+        with _released_on_error(lock):
+            trainer = Trainer(cfg, dataset, image_size, device)
             if writes:
-                run.truncate_metrics(trainer.t)
-                cb.say(f"resuming {run.path} at t={trainer.t} of {cfg.iterations}")
-        else:
-            cb.say(f"no checkpoint in {run.path}: starting it from t=0")
-            if writes:
-                run.truncate_metrics(0)
-        if options.mi_every is None:
-            options.mi_every = default_mi_every(cfg.iterations, options.log_every)
-        return cls(run, trainer, dataset, data_name, options, resumed=True, world=world)
+                run.remove_stale_temp()
+            if run.has_checkpoint():
+                trainer.load_state(run.load_checkpoint(map_location=device))
+                if writes:
+                    run.truncate_metrics(trainer.t)
+                    cb.say(f"resuming {run.path} at t={trainer.t} of {cfg.iterations}")
+            else:
+                cb.say(f"no checkpoint in {run.path}: starting it from t=0")
+                if writes:
+                    run.truncate_metrics(0)
+            if options.mi_every is None:
+                options.mi_every = default_mi_every(cfg.iterations, options.log_every)
+        return cls(run, trainer, dataset, data_name, options, resumed=True, world=world,
+                   lock=lock)
 
     # -- training -----------------------------------------------------------------------------
     def callbacks(self, step) -> List[cb.Callback]:
@@ -172,9 +194,17 @@ class Session:
     def train(self) -> int:
         """Train to the end (or ``stop_at``), evaluate a finished run, write summary.json;
         returns the command's exit code."""
-        loop = self.make_loop()
-        started = time.time()
-        return self.finish(loop, loop.run(), started)
+        try:
+            loop = self.make_loop()
+            started = time.time()
+            return self.finish(loop, loop.run(), started)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Let another process train this run directory (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def finish(self, loop: Loop, status: str, started: float) -> int:
         """After the loop: say how it ended, evaluate a finished run, write summary.json;
@@ -207,6 +237,7 @@ class Session:
             self.metrics = self._final_evaluation()
         self.status, self.message = status, message
         self._summary(loop, status, message)
+        self.release()
         if status == "finished":
             seg = trainer.t - loop.start_t
             cb.say(f"done: {trainer.t} updates ({seg / max(time.time() - started, 1e-9):.1f} "
