@@ -1,4 +1,4 @@
-"""The command-line options and the docs agree: every option of the four commands is named
+"""The command-line options and the docs agree: every option of the five commands is named
 somewhere in README.md or docs/, and every option the docs give one of those commands exists
 (a renamed option otherwise leaves the docs telling users to type something that fails)."""
 import re
@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from cascadevae import evaluate, report, sweep
+from cascadevae import evaluate, report, status, sweep
 from cascadevae.training import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 COMMANDS = {"train": cli.build_parser, "evaluate": evaluate.build_parser,
-            "report": report.build_parser, "sweep": sweep.build_parser}
+            "report": report.build_parser, "status": status.build_parser,
+            "sweep": sweep.build_parser}
 
 
 def options(build) -> set:
