@@ -4,11 +4,12 @@
     python -m cascadevae.status RUN_DIR --json    # the same as JSON
 
 For each run directory (a path holding config.json, or every one below a directory, as
-``report`` finds them): the model, the updates done of the run's target, its state, the speed
-of its last logged updates, the time left at that speed for a run that is training, and what
-has been evaluated. Everything comes from files the run writes as it goes (metrics.jsonl's last
-records, summary.json, train.lock, eval*.json); no checkpoint is loaded and no lock is taken, so
-it is instant and never disturbs a run in progress.
+``report`` finds them): the model, the updates done of the run's target, its state, its pace
+(the median ms per update over its last ten logging intervals, so one paused interval does not
+count), the time left at that pace for a run that is training, and what has been evaluated.
+Everything comes from files the run writes as it goes (metrics.jsonl's last records,
+summary.json, train.lock, eval*.json); no checkpoint is loaded and no lock is taken, so it is
+instant and never disturbs a run in progress.
 
 The updates shown are the last logged one's; a run that was killed resumes from its last
 checkpoint, up to ``--checkpoint-every`` updates earlier.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ from .report import ReportError, find_run_dirs
 from .run_dir import LOCK_FILE, METRICS_FILE, SUMMARY_FILE, RunDir, RunDirError
 
 #: logged records the speed is measured over (the last ones: the current session's pace)
-SPEED_RECORDS = 10
+SPEED_RECORDS = 11
 #: bytes read from the end of metrics.jsonl (a record is 0.5-3 KB)
 TAIL_BYTES = 1 << 16
 
@@ -98,10 +100,11 @@ def run_status(path: Path, now: Optional[float] = None) -> Dict[str, Any]:
     done = int(records[-1]["t"]) + 1 if records else 0       # a record's t is the update index
     if summary is not None and summary.get("status") == "finished":
         done = max(done, int(summary.get("iterations", 0)))
-    ms = None
-    if len(records) >= 2 and records[-1]["t"] > records[0]["t"]:
-        ms = 1000.0 * (records[-1]["seconds"] - records[0]["seconds"]) / (
-            records[-1]["t"] - records[0]["t"])
+    # the median over the last logging intervals: one interval stretched by a pause (a
+    # paused process, a checkpoint with figures, a suspended machine) does not set the pace
+    paces = sorted(1000.0 * (b["seconds"] - a["seconds"]) / (b["t"] - a["t"])
+                   for a, b in zip(records, records[1:]) if b["t"] > a["t"])
+    ms = statistics.median(paces) if paces else None
     metrics_path = run.path / METRICS_FILE
     age = now - metrics_path.stat().st_mtime if records else None
     logged_after_summary = records and (summary is None or not _newer(run.path / SUMMARY_FILE,

@@ -80,6 +80,18 @@ def test_last_records_reads_the_end_and_skips_a_torn_line(tmp_path):
     assert status.last_records(tmp_path / "none.jsonl") == []
 
 
+def test_the_pace_is_the_median_interval(tmp_path):
+    run = RunDir(tmp_path / "run", create=True)
+    run.write_json("config.json", {"iterations": 1000, "model": {"name": "beta-vae"}})
+    seconds = [0.0, 10, 20, 30, 330, 340]              # one interval paused for 300 s
+    with open(run.path / "metrics.jsonl", "w") as fh:
+        for k, sec in enumerate(seconds):
+            fh.write(json.dumps({"t": 100 * k + 99, "seconds": sec}) + "\n")
+    row = status.run_status(run.path)
+    assert row["ms_per_update"] == pytest.approx(100.0) and row["done"] == 600
+    assert row["state"] == "training?" and row["seconds_left"] == pytest.approx(40.0)
+
+
 def test_the_command(runs, capsys):
     assert status.main([str(runs)]) == 0
     out = capsys.readouterr().out
