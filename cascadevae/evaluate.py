@@ -542,6 +542,12 @@ def _main(args) -> int:
     if not (run_path / "checkpoint.pt").exists():
         raise SystemExit(f"error: no checkpoint.pt in {str(run_path)!r}: nothing to evaluate "
                          "(train it first with python -m cascadevae.train --out RUN_DIR)")
+    holder = RunDir(run_path).trainer()
+    if holder is not None and holder.get("alive"):
+        pid = f" (pid {holder['pid']})" if "pid" in holder else ""
+        print(f"note: {run_path} is still training{pid}: this evaluates its latest checkpoint, "
+              "not the final one (training evaluates the final one itself when it ends)",
+              file=sys.stderr, flush=True)
     common = dict(data_dir=args.data_dir, seed=args.seed, num_votes=args.votes,
                   batch=args.batch, max_images=args.max_images, device=args.device,
                   num_variance_samples=args.variance_samples, tc_estimator=args.tc_estimator,

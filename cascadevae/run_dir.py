@@ -259,6 +259,16 @@ class TrainingLock:
             pass
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process: it exists
+        return True
+    return True
+
+
 class RunDir:
     """Paths and I/O of one run directory."""
 
@@ -304,6 +314,23 @@ class RunDir:
         """Take the run's :class:`TrainingLock`; :class:`RunDirError` naming the holder when
         another process trains this run."""
         return TrainingLock(self.lock_path, command)
+
+    def trainer(self) -> Optional[Dict[str, Any]]:
+        """The process that train.lock names (pid, host, since, command) with ``alive``: False
+        when it is a process of this host that is gone (killed before it could release the
+        lock); None without a lock file. Read only: asking takes no lock, so it never makes a
+        starting trainer fail."""
+        try:
+            holder = json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"alive": True}   # being written this instant by a starting trainer
+        if not isinstance(holder, dict) or "pid" not in holder:
+            return {"alive": True}
+        here = holder.get("host") == socket.gethostname()
+        holder["alive"] = _process_exists(int(holder["pid"])) if here else True
+        return holder
 
     def run_files(self) -> List[str]:
         """The training-run files present (see ``RUN_FILES``)."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import time
@@ -61,33 +60,6 @@ def last_records(path: Path, count: int = SPEED_RECORDS) -> List[Dict[str, Any]]
     return records[-count:]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:                # another user's process: it exists
-        return True
-    return True
-
-
-def trainer(run: RunDir) -> Optional[Dict[str, Any]]:
-    """The process train.lock names, with ``alive`` (None without a lock file). Read only:
-    no lock is taken, so asking never makes a starting trainer fail."""
-    path = run.path / LOCK_FILE
-    try:
-        holder = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"alive": True}             # being written this instant by a starting trainer
-    if not isinstance(holder, dict) or "pid" not in holder:
-        return {"alive": True}
-    here = holder.get("host") == socket.gethostname()
-    holder["alive"] = _alive(int(holder["pid"])) if here else True
-    return holder
-
-
 def run_status(path: Path, now: Optional[float] = None) -> Dict[str, Any]:
     """One run's row (see the module's docstring for the states)."""
     now = time.time() if now is None else now
@@ -96,7 +68,7 @@ def run_status(path: Path, now: Optional[float] = None) -> Dict[str, Any]:
     target = int(config.get("iterations", 0))
     records = last_records(run.path / METRICS_FILE)
     summary = run.read_json(SUMMARY_FILE) if (run.path / SUMMARY_FILE).is_file() else None
-    holder = trainer(run)
+    holder = run.trainer()
     done = int(records[-1]["t"]) + 1 if records else 0       # a record's t is the update index
     if summary is not None and summary.get("status") == "finished":
         done = max(done, int(summary.get("iterations", 0)))

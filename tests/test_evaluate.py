@@ -207,3 +207,22 @@ def test_code_left_out_of_the_score_before_t_d(tmp_path):
     assert kept["disentanglement_collapsed_code"] == "keep"
     with pytest.raises(ValueError, match="collapsed_code"):
         evaluate.evaluate_run(out, collapsed_code="maybe", progress=False)
+
+
+def test_evaluating_a_run_that_is_training_says_so(tmp_path, capsys):
+    import os
+    import socket
+    out = _train(tmp_path / "run", "--dataset", "mnist5k")
+    capsys.readouterr()
+    # as a trainer of this host writes it (this process stands in: it is alive)
+    (out / "train.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                "since": "now", "command": "train"}))
+    assert evaluate.main([str(out), "--max-images", "100", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"is still training (pid {os.getpid()}): this evaluates its latest checkpoint" in err
+    # a lock file left by a process that is gone says nothing
+    (out / "train.lock").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host":
+                                                socket.gethostname(), "since": "then"}))
+    assert RunDir(out).trainer()["alive"] is False
+    assert evaluate.main([str(out), "--max-images", "100", "--no-progress"]) == 0
+    assert "still training" not in capsys.readouterr().err
