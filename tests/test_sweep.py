@@ -76,3 +76,25 @@ def test_the_tc_figure_names_each_sweep_setting():
                         group("beta=2.0, tc_weight=10.0", 1.3, 47.0)]}
     labels = [s.label for s in report.figure_series(table)]
     assert labels == ["FactorVAE beta=1.0, tc_weight=10.0", "FactorVAE beta=2.0, tc_weight=10.0"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="flock locks: POSIX only")
+def test_a_point_another_process_trains_is_refused_and_counted_failed(tmp_path, monkeypatch,
+                                                                       capsys):
+    from cascadevae.run_dir import RunDir
+    monkeypatch.setenv("CASCADEVAE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    args = ["--preset", "mnist", "--grid", "beta_low=0.5,1.0", "--seeds", "1", "--iters", "3",
+            "--out", str(out)] + TRAIN
+    held = RunDir(out / "beta_low=0.5" / "seed-1", create=True).lock_for_training("the first sweep")
+    try:
+        assert sweep.main(args) == 1
+        text = capsys.readouterr().out
+        assert "1 failed" in text
+        log = (out / "beta_low=0.5" / "seed-1" / "train.log").read_text()
+        assert "is being trained by another process" in log and "the first sweep" in log
+        assert (out / "beta_low=1.0" / "seed-1" / "summary.json").is_file()   # the other ran
+    finally:
+        held.release()
+    assert sweep.main(args) == 0                          # once it is free, the rerun trains it
+    assert json.loads((out / "manifest.json").read_text())["points"][0]["status"] == "finished"
