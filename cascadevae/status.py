@@ -15,9 +15,11 @@ The updates shown are the last logged one's; a run that was killed resumes from 
 checkpoint, up to ``--checkpoint-every`` updates earlier.
 
 States: ``training`` (train.lock names a live process on this host, or a process on another
-host), ``finished``, ``interrupted`` / ``stopped`` / ``non-finite`` (from summary.json: resume
-it), ``killed`` (train.lock left by a process that is gone: killed or crashed before it could
-write summary.json; resume it) and ``not started`` (no update logged).
+host), ``training?`` (no train.lock, but the log grew within the last five logging intervals:
+a trainer of a version before the lock), ``finished``, ``interrupted`` / ``stopped`` /
+``non-finite`` (from summary.json: resume it), ``killed`` (no live trainer, and train.lock or
+the log is newer than summary.json: killed or crashed before it could write it; resume it) and
+``not started`` (no update logged).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from .report import ReportError, find_run_dirs
 from .run_dir import LOCK_FILE, METRICS_FILE, SUMMARY_FILE, RunDir, RunDirError
 
-#: logged records the speed is measured over (the last ones: the current session's pace)
+#: logged records the pace is measured over: the last 11, i.e. 10 logging intervals
 SPEED_RECORDS = 11
 #: bytes read from the end of metrics.jsonl (a record is 0.5-3 KB)
 TAIL_BYTES = 1 << 16
