@@ -15,8 +15,8 @@ The updates shown are the last logged one's; a run that was killed resumes from 
 checkpoint, up to ``--checkpoint-every`` updates earlier.
 
 States: ``training`` (train.lock names a live process on this host, or a process on another
-host), ``training?`` (no train.lock, but the log grew within five logging intervals, 10 min at least:
-a trainer of a version before the lock), ``finished``, ``interrupted`` / ``stopped`` /
+host), ``training?`` (no train.lock, but the log grew within five logging intervals, 10 min at
+least: a trainer of a version before the lock), ``finished``, ``interrupted`` / ``stopped`` /
 ``non-finite`` (from summary.json: resume it), ``killed`` (no live trainer, and train.lock or
 the log is newer than summary.json: killed or crashed before it could write it; resume it) and
 ``not started`` (no update logged).
